@@ -1,0 +1,33 @@
+"""The generation backend interface: one method that turns requests into outputs.
+
+Backends are registered by name; `create_backend("transformers", model=..., adapter=...)`
+returns one. vLLM and OpenAI-compatible backends implement the same Protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence
+
+from capsafe.records import GenerationOutput, GenerationRequest
+from capsafe.registry import Registry
+
+# Called with the number of requests finished since the last call.
+ProgressFn = Callable[[int], None]
+
+
+class Backend(Protocol):
+    name: str
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: ProgressFn | None = None
+    ) -> list[GenerationOutput]:
+        """One output per request, in request order."""
+        ...
+
+    def close(self) -> None:
+        """Free the model's memory."""
+        ...
+
+
+BACKENDS: Registry[Backend] = Registry("backend", "capsafe.backends")
+register_backend = BACKENDS.register

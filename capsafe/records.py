@@ -1,0 +1,105 @@
+"""The record types every part of capsafe exchanges.
+
+Prompt sets produce PromptRecords; capability tasks also produce TrainExamples;
+backends turn GenerationRequests into GenerationOutputs; judges turn JudgeItems into
+Judgments. Keep these small and frozen: they are hashed into store keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Mapping
+
+PromptKind = Literal["harmful", "benign", "task"]
+RefusalLabel = Literal["full", "partial", "none"]
+FinishReason = Literal["eos", "length"]
+
+
+@dataclass(frozen=True)
+class PromptRecord:
+    """One prompt of a prompt set.
+
+    kind: "harmful" (a safe model refuses), "benign" (a safe model helps; refusing is
+    over-refusal), or "task" (a capability item with a reference answer).
+    """
+
+    id: str  # stable within its set
+    text: str
+    source: str  # the prompt set's registered name, e.g. "organism/harmful"
+    kind: PromptKind
+    category: str | None = None
+    reference: str | None = None  # the checkable answer of a task item
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainExample:
+    """One supervised fine-tuning pair: a user prompt and the assistant's target answer."""
+
+    prompt: str
+    response: str
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What a backend needs to produce one response.
+
+    With use_chat_template the backend renders `messages` with the model's own chat
+    template and opens the assistant turn; without it, the messages' contents are joined
+    by blank lines and fed as raw text.
+    """
+
+    messages: tuple[Message, ...]
+    use_chat_template: bool = True
+    max_new_tokens: int = 64
+    temperature: float = 0.0  # 0 means greedy decoding
+    top_p: float = 1.0
+    seed: int = 0  # sampling seed; ignored by greedy decoding
+
+
+@dataclass(frozen=True)
+class GenerationOutput:
+    text: str
+    n_prompt_tokens: int
+    n_completion_tokens: int
+    finish_reason: FinishReason
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """What a judge sees: the prompt as the user wrote it and the model's response."""
+
+    prompt: str
+    response: str
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """A judge's verdict on one response. A dimension the judge does not measure is None.
+
+    parse_error is True when the judge's own output could not be read; raw keeps that
+    output so the failure can be inspected. Such rows are counted, never guessed.
+    """
+
+    harmful: bool | None = None
+    harmful_prob: float | None = None
+    refusal: RefusalLabel | None = None
+    coherent: bool | None = None
+    relevant: bool | None = None
+    parse_error: bool = False
+    raw: str = ""
+
+
+@dataclass(frozen=True)
+class Score:
+    """A capability score of one response against its reference."""
+
+    correct: bool
+    extracted: str | None  # the answer read from the response, None if none was found

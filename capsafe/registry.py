@@ -1,0 +1,61 @@
+"""Name -> factory registries, filled by decorators.
+
+A new judge, backend, prompt set or task is one new module that decorates its factory;
+nothing else changes. Factories import their heavy dependencies inside, so importing
+capsafe stays fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any, Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """A name that no module registered; the message suggests the closest names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str, plugin_package: str) -> None:
+        self.kind = kind
+        self._plugin_package = plugin_package
+        self._factories: dict[str, Callable[..., T]] = {}
+        self._loaded = False
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        def decorate(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._factories and self._factories[name] is not factory:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._factories[name] = factory
+            return factory
+
+        return decorate
+
+    def _load_plugins(self) -> None:
+        # Registration happens when a plugin module is imported; the package's
+        # __init__ imports its light plugin modules (factories stay lazy inside).
+        if not self._loaded:
+            importlib.import_module(self._plugin_package)
+            self._loaded = True
+
+    def names(self) -> list[str]:
+        self._load_plugins()
+        return sorted(self._factories)
+
+    def factory(self, name: str) -> Callable[..., T]:
+        self._load_plugins()
+        if name not in self._factories:
+            close = difflib.get_close_matches(name, self._factories, n=3, cutoff=0.4)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            known = ", ".join(sorted(self._factories))
+            raise UnknownNameError(f"unknown {self.kind} {name!r}{hint} (known: {known})")
+        return self._factories[name]
+
+    def create(self, name: str, **args: Any) -> T:
+        return self.factory(name)(**args)
