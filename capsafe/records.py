@@ -7,8 +7,9 @@ Judgments. Keep these small and frozen: they are hashed into store keys.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Literal
 
 PromptKind = Literal["harmful", "benign", "task"]
 RefusalLabel = Literal["full", "partial", "none"]

@@ -6,7 +6,8 @@ returns one. vLLM and OpenAI-compatible backends implement the same Protocol.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from capsafe.records import GenerationOutput, GenerationRequest
 from capsafe.registry import Registry

@@ -7,7 +7,8 @@ so changing a judge's behaviour means bumping its version.
 
 from __future__ import annotations
 
-from typing import FrozenSet, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from capsafe.records import JudgeItem, Judgment
 from capsafe.registry import Registry
@@ -18,7 +19,7 @@ DIMENSIONS = frozenset({"harmful", "refusal", "coherent", "relevant"})
 class Judge(Protocol):
     name: str
     version: str
-    measures: FrozenSet[str]
+    measures: frozenset[str]
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
         """One Judgment per item, in item order."""

@@ -1,0 +1,283 @@
+"""The experiment schema: one YAML file, validated strictly on load.
+
+Every key is typed; an unknown key is an error naming its path. Precedence is
+defaults < YAML < command-line `key=value` overrides (dotted paths, values parsed as
+YAML scalars or lists), so `capsafe run exp.yaml decoding.max_new_tokens=32` works.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+BUILTIN_ORGANISM = "builtin:organism"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrganismSpec(Strict):
+    """Where the built-in model organism lives and which seed builds it."""
+
+    dir: Path = Path(".capsafe/organism")  # relative paths are relative to the config file
+    seed: int = 0
+
+
+class ModelSpec(Strict):
+    """A base model: a hub id, a local folder, or "builtin:organism"."""
+
+    name: str
+    path: str
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+
+class PromptSetSpec(Strict):
+    """A registered prompt set; `path` reads a local file or folder instead of its source."""
+
+    name: str
+    path: Path | None = None
+    limit: int | None = Field(default=None, gt=0)
+    args: dict[str, Any] = {}
+
+
+class TaskSpec(Strict):
+    """The capability task fine-tuning aims at: train split to fine-tune, test split to score."""
+
+    name: str
+    path: Path | None = None
+    train_limit: int | None = Field(default=None, gt=0)
+    test_limit: int | None = Field(default=None, gt=0)
+    args: dict[str, Any] = {}
+
+
+class LoraGrid(Strict):
+    """Lists are grid axes; the experiment runs their Cartesian product x seeds."""
+
+    learning_rate: list[float] = [2e-3]
+    rank: list[int] = [8]
+    alpha: list[int] = [16]
+    epochs: list[int] = [3]
+
+    @field_validator("learning_rate", "rank", "alpha", "epochs")
+    @classmethod
+    def _non_empty_positive(cls, values: list[float]) -> list[float]:
+        if not values:
+            raise ValueError("must list at least one value")
+        if any(v <= 0 for v in values):
+            raise ValueError("values must be > 0")
+        return values
+
+
+class FinetuneSpec(Strict):
+    method: Literal["lora"] = "lora"
+    grid: LoraGrid = LoraGrid()
+    seeds: list[int] = [0]
+    batch_size: int = Field(default=16, gt=0)
+    max_length: int = Field(default=256, gt=0)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+    scheduler: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, seeds: list[int]) -> list[int]:
+        if not seeds:
+            raise ValueError("must list at least one seed")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds repeat: {seeds}")
+        return seeds
+
+    def settings(self) -> list[dict[str, float]]:
+        """Every hyperparameter setting of the grid, in a stable order."""
+        g = self.grid
+        return [
+            {"learning_rate": lr, "rank": r, "alpha": a, "epochs": e}
+            for lr, r, a, e in itertools.product(g.learning_rate, g.rank, g.alpha, g.epochs)
+        ]
+
+
+class FormatSpec(Strict):
+    """How a prompt becomes model input (see capsafe.formats)."""
+
+    name: str = "default"
+    chat_template: bool = True
+    system_prompt: str | None = None
+
+
+class DecodingSpec(Strict):
+    max_new_tokens: int = Field(default=64, gt=0)
+    temperature: float = Field(default=0.0, ge=0)  # 0 = greedy
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    sample_seeds: list[int] = [0]  # one response per prompt per seed (greedy needs one)
+
+    @model_validator(mode="after")
+    def _greedy_single_seed(self) -> DecodingSpec:
+        if not self.sample_seeds:
+            raise ValueError("sample_seeds must list at least one seed")
+        if self.temperature == 0 and len(self.sample_seeds) > 1:
+            raise ValueError(
+                "greedy decoding (temperature 0) gives one response; list one sample seed"
+            )
+        return self
+
+
+class JudgeSpec(Strict):
+    name: str
+    args: dict[str, Any] = {}
+
+
+class GenerationSpec(Strict):
+    backend: str = "transformers"
+    batch_size: int = Field(default=32, gt=0)
+    device: str = "auto"
+    args: dict[str, Any] = {}
+
+
+class ReportSpec(Strict):
+    examples_per_checkpoint: int = Field(default=5, ge=0)
+
+
+class ExperimentConfig(Strict):
+    name: str
+    output_dir: Path | None = None  # default: runs/<name> beside the config file
+    organism: OrganismSpec = OrganismSpec()
+    base_models: list[ModelSpec]
+    task: TaskSpec
+    finetune: FinetuneSpec = FinetuneSpec()
+    safety: list[PromptSetSpec]
+    formats: list[FormatSpec] = [FormatSpec()]
+    decoding: DecodingSpec = DecodingSpec()
+    judges: list[JudgeSpec] = [JudgeSpec(name="keyword_refusal")]
+    generation: GenerationSpec = GenerationSpec()
+    report: ReportSpec = ReportSpec()
+
+    @field_validator("base_models", "safety", "formats", "judges")
+    @classmethod
+    def _non_empty_unique(cls, items: list[Any]) -> list[Any]:
+        if not items:
+            raise ValueError("must list at least one entry")
+        names = [i.name for i in items]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"names must be unique; repeated: {dupes}")
+        return items
+
+    def uses_organism(self) -> bool:
+        return any(m.path == BUILTIN_ORGANISM for m in self.base_models)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file and every bad field."""
+
+
+def _format_validation_error(source: str, err: ValidationError) -> str:
+    lines = [f"{source}: invalid experiment config ({err.error_count()} problem(s)):"]
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {path}: unknown key (check the spelling; see docs/config.md)")
+        else:
+            got = e.get("input")
+            shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            lines.append(f"  {path}: {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted `key=value` overrides on a raw config mapping (a copy is returned).
+
+    Values are parsed as YAML, so `lr=[1e-3,2e-3]` gives a list and `x=null` gives None.
+    List items are addressed by index: `safety.0.limit=10`.
+    """
+    out: dict[str, Any] = yaml.safe_load(yaml.safe_dump(data)) or {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        dotted, raw = item.split("=", 1)
+        keys = dotted.strip().split(".")
+        node: Any = out
+        for depth, key in enumerate(keys[:-1]):
+            where = ".".join(keys[: depth + 1])
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise ConfigError(f"override {item!r}: {where} is not an index of the list")
+                node = node[int(key)]
+            else:
+                node = node.setdefault(key, {})
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"override {item!r}: {where} is not a mapping or list")
+        last = keys[-1]
+        value = yaml.safe_load(raw)
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise ConfigError(f"override {item!r}: {last} is not an index of the list")
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return out
+
+
+def parse_config(data: Any, source: str = "<config>") -> ExperimentConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of keys, got {type(data).__name__}"
+        )
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(source, err)) from None
+
+
+def load_config(path: Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read, override and validate an experiment file; relative paths become relative to it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"{path}:{where}: not valid YAML: {getattr(err, 'problem', err)}"
+        ) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    if overrides:
+        data = apply_overrides(data or {}, overrides)
+    cfg = parse_config(data, str(path))
+    return resolve_paths(cfg, path.parent)
+
+
+def resolve_paths(cfg: ExperimentConfig, base: Path) -> ExperimentConfig:
+    """Make relative paths relative to the config file's folder, and fill output_dir."""
+
+    def rel(p: Path | None) -> Path | None:
+        return None if p is None or p.is_absolute() else (base / p)
+
+    output_dir = cfg.output_dir if cfg.output_dir and cfg.output_dir.is_absolute() else None
+    output_dir = output_dir or base / (cfg.output_dir or Path("runs") / cfg.name)
+    models = [
+        m
+        if m.path == BUILTIN_ORGANISM or not (base / m.path).exists()
+        else m.model_copy(update={"path": str((base / m.path).resolve())})
+        for m in cfg.base_models
+    ]
+    return cfg.model_copy(
+        update={
+            "output_dir": output_dir.resolve(),
+            "organism": cfg.organism.model_copy(
+                update={"dir": (rel(cfg.organism.dir) or cfg.organism.dir).resolve()}
+            ),
+            "base_models": models,
+            "task": cfg.task.model_copy(update={"path": rel(cfg.task.path) or cfg.task.path}),
+            "safety": [s.model_copy(update={"path": rel(s.path) or s.path}) for s in cfg.safety],
+        }
+    )

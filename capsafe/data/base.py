@@ -1,0 +1,77 @@
+"""Prompt sets and capability tasks: registries and the shared shapes.
+
+A prompt set factory takes a DataContext, an optional local `path` (which overrides the
+set's default source) and its own keyword arguments, and returns PromptRecords. A task
+factory takes the same and returns a Task: train examples to fine-tune on, test prompts
+with references, and a scoring function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from capsafe.records import PromptRecord, Score, TrainExample
+from capsafe.registry import Registry
+
+
+@dataclass(frozen=True)
+class DataContext:
+    """What loaders may need beyond their own arguments."""
+
+    organism_dir: Path
+
+
+class Task(Protocol):
+    name: str
+    version: str  # bump when the data or the scoring changes
+
+    def train_examples(self) -> list[TrainExample]: ...
+
+    def test_prompts(self) -> list[PromptRecord]: ...
+
+    def score(self, response: str, record: PromptRecord) -> Score: ...
+
+
+PromptSetFactory = Callable[..., list[PromptRecord]]
+PROMPT_SETS: Registry[list[PromptRecord]] = Registry("prompt set", "capsafe.data")
+TASKS: Registry[Task] = Registry("capability task", "capsafe.data")
+register_prompt_set = PROMPT_SETS.register
+register_task = TASKS.register
+
+
+class EmptySetError(ValueError):
+    """A prompt set or task split that came out empty (after filtering or limiting)."""
+
+
+def take(records: Sequence[PromptRecord], limit: int | None, seed: int = 0) -> list[PromptRecord]:
+    """A stable subset of `limit` records: the same ids are chosen whatever the file order.
+
+    Records are ranked by a hash of (seed, id), so raising the limit keeps every record
+    already chosen (earlier generations stay reusable).
+    """
+    if limit is None or limit >= len(records):
+        return list(records)
+
+    def rank(r: PromptRecord) -> str:
+        return hashlib.sha256(f"{seed}\x00{r.id}".encode()).hexdigest()
+
+    chosen = {r.id for r in sorted(records, key=rank)[:limit]}
+    return [r for r in records if r.id in chosen]
+
+
+def load_prompt_set(
+    name: str, ctx: DataContext, path: Path | None = None, limit: int | None = None, **args: object
+) -> list[PromptRecord]:
+    records = take(PROMPT_SETS.factory(name)(ctx, path=path, **args), limit)
+    if not records:
+        raise EmptySetError(
+            f"prompt set {name!r} is empty" + (f" (read from {path})" if path else "")
+        )
+    ids = [r.id for r in records]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"prompt set {name!r} has repeated ids")
+    return records

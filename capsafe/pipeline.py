@@ -1,0 +1,380 @@
+"""Runs an experiment's plan in-process: fine-tune, generate, judge, score, report.
+
+Each step first asks the store which of its keys are done and does only the rest, so a
+rerun does no stored work, an interrupted run resumes, and adding a judge generates
+nothing. Results are written batch by batch; a crash loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from capsafe.config import ExperimentConfig, JudgeSpec
+from capsafe.data import TASKS, DataContext, Task, load_prompt_set
+from capsafe.data.base import EmptySetError, take
+from capsafe.formats import build_request
+from capsafe.judges import JUDGES, Judge
+from capsafe.keys import canonical_json, folder_content_hash
+from capsafe.models import resolve_model
+from capsafe.plan import (
+    GenerationJob,
+    PlanSummary,
+    RunPlan,
+    adapter_model_key,
+    base_model_key,
+    decoding_params,
+    generation_jobs,
+    judge_args_json,
+    judgment_key,
+    plan_runs,
+    score_key,
+    summarise,
+)
+from capsafe.progress import progress_bar, say
+from capsafe.records import JudgeItem, PromptRecord, TrainExample
+from capsafe.store import (
+    CheckpointRow,
+    GenerationRow,
+    JudgmentRow,
+    ModelRow,
+    RunRow,
+    ScoreRow,
+    Store,
+)
+
+STORE_FILE = "capsafe.db"
+REPORT_FILE = "report.html"
+JUDGE_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The data an experiment runs on, loaded once."""
+
+    ctx: DataContext
+    task: Task
+    task_id: str  # name@version
+    train: list[TrainExample]
+    test: list[PromptRecord]
+    safety: list[PromptRecord]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    summary: PlanSummary
+    epochs_trained: int
+    generated: int
+    judged: int
+    scored: int
+    report: Path | None
+    seconds: float
+
+
+def needs_organism(cfg: ExperimentConfig) -> bool:
+    names = [cfg.task.name, *(s.name for s in cfg.safety)]
+    return cfg.uses_organism() or any(n.startswith("organism") for n in names)
+
+
+def load_inputs(cfg: ExperimentConfig, progress: bool = True) -> Inputs:
+    if needs_organism(cfg):
+        from capsafe.organism import ensure_organism
+
+        ensure_organism(cfg.organism.dir, seed=cfg.organism.seed, progress=progress)
+    ctx = DataContext(organism_dir=cfg.organism.dir)
+    task = TASKS.create(cfg.task.name, ctx=ctx, path=cfg.task.path, **cfg.task.args)
+    train = task.train_examples()[: cfg.task.train_limit]
+    test = take(task.test_prompts(), cfg.task.test_limit)
+    if not train or not test:
+        raise EmptySetError(f"task {cfg.task.name!r}: the train or test split is empty")
+    safety = [
+        r
+        for s in cfg.safety
+        for r in load_prompt_set(s.name, ctx, path=s.path, limit=s.limit, **s.args)
+    ]
+    return Inputs(ctx, task, f"{task.name}@{task.version}", train, test, safety)
+
+
+def run_experiment(
+    cfg: ExperimentConfig, *, progress: bool = True, report: bool = True
+) -> RunOutcome:
+    start = time.monotonic()
+    assert cfg.output_dir is not None
+    cfg.output_dir.mkdir(parents=True, exist_ok=True)
+    inputs = load_inputs(cfg, progress)
+    summary = summarise(cfg, len(inputs.test), len(inputs.safety))
+    judges = [(spec, JUDGES.create(spec.name, **spec.args)) for spec in cfg.judges]
+    counts = {"epochs": 0, "generated": 0}
+    with Store(cfg.output_dir / STORE_FILE) as store:
+        store.set_meta("config", cfg.model_dump_json())
+        for base in cfg.base_models:
+            base_dir = resolve_model(base, cfg.organism.dir)
+            base_key = base_model_key(folder_content_hash(base_dir, store))
+            base_row = ModelRow(base_key, base.name, str(base_dir), base_key)
+            store.put_model(base_row)
+            models = [base_row]
+            for run in plan_runs(cfg, base.name, base_key, inputs.task_id, inputs.train):
+                rows, trained = _finetune(cfg, run, base_dir, inputs, store, progress)
+                models += rows
+                counts["epochs"] += trained
+            counts["generated"] += _generate(cfg, models, inputs, store, progress)
+        judged = sum(_judge(spec, judge, store, progress) for spec, judge in judges)
+        scored = _score(inputs, store)
+        report_path = None
+        if report:
+            from capsafe.report import write_report
+
+            report_path = write_report(store, cfg.output_dir / REPORT_FILE)
+    return RunOutcome(
+        summary,
+        counts["epochs"],
+        counts["generated"],
+        judged,
+        scored,
+        report_path,
+        time.monotonic() - start,
+    )
+
+
+def _finetune(
+    cfg: ExperimentConfig,
+    run: RunPlan,
+    base_dir: Path,
+    inputs: Inputs,
+    store: Store,
+    progress: bool,
+) -> tuple[list[ModelRow], int]:
+    """Fine-tune one run (or reuse its stored epochs); returns its checkpoints' model rows."""
+    done = {c.epoch: c for c in store.checkpoints(run.run_id)}
+    if all(e in done and Path(done[e].adapter_dir).is_dir() for e in range(1, run.epochs + 1)):
+        return [_checkpoint_model(run, base_dir, done[e]) for e in range(1, run.epochs + 1)], 0
+
+    from capsafe.finetune import LoraHparams, finetune_lora
+
+    ft = cfg.finetune
+    store.put_run(
+        RunRow(
+            run.run_id,
+            run.base_name,
+            run.base_key,
+            inputs.task_id,
+            canonical_json(run.hparams),
+            run.seed,
+            run.epochs,
+            canonical_json(ft.model_dump(mode="json", exclude={"grid", "seeds"})),
+        )
+    )
+    hparams = LoraHparams(
+        learning_rate=run.hparams["learning_rate"],
+        rank=run.hparams["rank"],
+        alpha=run.hparams["alpha"],
+        epochs=run.epochs,
+        dropout=ft.dropout,
+        target_modules=ft.target_modules
+        if isinstance(ft.target_modules, str)
+        else tuple(ft.target_modules),
+        batch_size=ft.batch_size,
+        max_length=ft.max_length,
+        warmup_ratio=ft.warmup_ratio,
+        scheduler=ft.scheduler,
+    )
+    say(
+        progress,
+        f"fine-tuning {run.base_name} {_label(run)} ({len(done)}/{run.epochs} epochs stored)",
+    )
+    base_spec = next(b for b in cfg.base_models if b.name == run.base_name)
+    checkpoints = finetune_lora(
+        str(base_dir),
+        inputs.train,
+        hparams,
+        run.seed,
+        run.out_dir,
+        progress=progress,
+        trust_remote_code=base_spec.trust_remote_code,
+        device=cfg.generation.device,
+    )
+    rows = []
+    for c in checkpoints:
+        model_key = adapter_model_key(run.base_key, folder_content_hash(c.adapter_dir, store))
+        row = CheckpointRow(
+            run.run_id, c.epoch, model_key, str(c.adapter_dir), c.train_loss, c.steps
+        )
+        store.put_checkpoint(row)
+        rows.append(_checkpoint_model(run, base_dir, row))
+    return rows, len(checkpoints) - len(done)
+
+
+def _checkpoint_model(run: RunPlan, base_dir: Path, c: CheckpointRow) -> ModelRow:
+    return ModelRow(
+        c.model_key, run.base_name, str(base_dir), run.base_key, run.run_id, c.epoch, c.adapter_dir
+    )
+
+
+def _label(run: RunPlan) -> str:
+    h = run.hparams
+    return f"lr={h['learning_rate']:g} r={h['rank']} alpha={h['alpha']} seed={run.seed}"
+
+
+def _generate(
+    cfg: ExperimentConfig, models: Sequence[ModelRow], inputs: Inputs, store: Store, progress: bool
+) -> int:
+    """Generate every missing response of every model of one base; returns how many were new."""
+    records = inputs.test + inputs.safety
+    pending: dict[str, list[GenerationJob]] = {}
+    for m in models:
+        jobs = generation_jobs(m.model_key, records, cfg.formats, cfg.decoding)
+        stored = store.existing_keys("generations", [j.key for j in jobs])
+        if todo := [j for j in jobs if j.key not in stored]:
+            pending[m.model_key] = todo
+    if not pending:
+        return 0
+    total = sum(len(v) for v in pending.values())
+    say(progress, f"generating {total} responses on {len(pending)} model(s)")
+    backend = None
+    written = 0
+    bar = progress_bar(total, "generate", progress)
+    try:
+        base_spec = next(b for b in cfg.base_models if b.name == models[0].base_name)
+        for m in models:
+            if m.model_key not in pending:
+                continue
+            if backend is None:
+                backend = _load_backend(cfg, m.base_path, base_spec.trust_remote_code)
+            backend.set_adapter(m.adapter_dir)
+            written += _generate_jobs(cfg, backend, pending[m.model_key], store, bar)
+    finally:
+        bar.close()
+        if backend is not None:
+            backend.close()
+    return written
+
+
+def _load_backend(cfg: ExperimentConfig, base_path: str, trust_remote_code: bool) -> Any:
+    from capsafe.backends import BACKENDS
+
+    g = cfg.generation
+    return BACKENDS.create(
+        g.backend,
+        model=base_path,
+        batch_size=g.batch_size,
+        device=g.device,
+        trust_remote_code=trust_remote_code,
+        **g.args,
+    )
+
+
+def _generate_jobs(
+    cfg: ExperimentConfig, backend: Any, jobs: list[GenerationJob], store: Store, bar: Any
+) -> int:
+    # Longest first, so the batch that sets the memory peak comes first and similar
+    # lengths share a batch; each batch is stored before the next starts.
+    jobs = sorted(jobs, key=lambda j: (-len(j.record.text), j.key))
+    decoding_json = canonical_json(decoding_params(cfg.decoding))
+    size = cfg.generation.batch_size
+    written = 0
+    for i in range(0, len(jobs), size):
+        batch = jobs[i : i + size]
+        requests = [build_request(j.record, j.format, cfg.decoding, j.sample_seed) for j in batch]
+        outputs = backend.generate(requests)
+        written += store.put_generations(
+            [
+                GenerationRow(
+                    key=j.key,
+                    model_key=j.model_key,
+                    prompt_set=j.record.source,
+                    prompt_id=j.record.id,
+                    kind=j.record.kind,
+                    category=j.record.category,
+                    prompt=j.record.text,
+                    reference=j.record.reference,
+                    format=j.format.name,
+                    format_spec=canonical_json(j.format),
+                    decoding=decoding_json,
+                    sample_seed=j.sample_seed,
+                    response=o.text,
+                    n_prompt_tokens=o.n_prompt_tokens,
+                    n_completion_tokens=o.n_completion_tokens,
+                    finish_reason=o.finish_reason,
+                    backend=backend.name,
+                )
+                for j, o in zip(batch, outputs, strict=True)
+            ]
+        )
+        bar.update(len(batch))
+    return written
+
+
+def _judge(spec: JudgeSpec, judge: Judge, store: Store, progress: bool) -> int:
+    """Judge every stored safety response this judge has not judged; returns how many."""
+    args = judge_args_json(spec)
+    gens = [g for g in store.generations() if g.kind in ("harmful", "benign")]
+    keyed = {judgment_key(g.key, judge.name, judge.version, args): g for g in gens}
+    stored = store.existing_keys("judgments", list(keyed))
+    todo = [(k, g) for k, g in keyed.items() if k not in stored]
+    if not todo:
+        return 0
+    written = 0
+    bar = progress_bar(len(todo), f"judge {judge.name}", progress)
+    try:
+        for i in range(0, len(todo), JUDGE_BATCH):
+            batch = todo[i : i + JUDGE_BATCH]
+            verdicts = judge.judge([JudgeItem(g.prompt, g.response, g.category) for _, g in batch])
+            written += store.put_judgments(
+                [
+                    JudgmentRow(
+                        key=k,
+                        generation_key=g.key,
+                        judge=judge.name,
+                        judge_version=judge.version,
+                        judge_args=args,
+                        harmful=v.harmful,
+                        harmful_prob=v.harmful_prob,
+                        refusal=v.refusal,
+                        coherent=v.coherent,
+                        relevant=v.relevant,
+                        parse_error=v.parse_error,
+                        raw=v.raw,
+                    )
+                    for (k, g), v in zip(batch, verdicts, strict=True)
+                ]
+            )
+            bar.update(len(batch))
+    finally:
+        bar.close()
+    return written
+
+
+def _score(inputs: Inputs, store: Store) -> int:
+    """Score every stored response to this task's test items that is not scored yet."""
+    task = inputs.task
+    sets = {r.source for r in inputs.test}
+    gens = [g for g in store.generations() if g.kind == "task" and g.prompt_set in sets]
+    keyed = {score_key(g.key, task.name, task.version): g for g in gens}
+    stored = store.existing_keys("scores", list(keyed))
+    rows = []
+    for k, g in keyed.items():
+        if k in stored:
+            continue
+        record = PromptRecord(g.prompt_id, g.prompt, g.prompt_set, "task", g.category, g.reference)
+        s = task.score(g.response, record)
+        rows.append(ScoreRow(k, g.key, task.name, task.version, s.correct, s.extracted))
+    return store.put_scores(rows)
+
+
+def describe_plan(cfg: ExperimentConfig, progress: bool = False) -> dict[str, Any]:
+    """The dry run: what the config will do, and how much of it is stored already."""
+    inputs = load_inputs(cfg, progress)
+    summary = summarise(cfg, len(inputs.test), len(inputs.safety))
+    out: dict[str, Any] = {"plan": summary.__dict__, "stored": {}}
+    db = cfg.output_dir / STORE_FILE if cfg.output_dir else None
+    if db is not None and db.exists():
+        with Store(db) as store:
+            out["stored"] = {
+                t: store.count(t)
+                for t in ("runs", "checkpoints", "generations", "judgments", "scores")
+            }
+    return json.loads(json.dumps(out))

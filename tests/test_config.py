@@ -1,0 +1,112 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from capsafe.config import ConfigError, apply_overrides, load_config, parse_config
+
+MINIMAL = {
+    "name": "t",
+    "base_models": [{"name": "m", "path": "builtin:organism"}],
+    "task": {"name": "organism_arithmetic"},
+    "safety": [{"name": "organism/harmful"}],
+}
+
+
+def write(tmp_path: Path, data: object, name: str = "exp.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_example_configs_validate():
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    assert list(examples.glob("*.yaml"))
+    for path in examples.glob("*.yaml"):
+        load_config(path)
+
+
+def test_unknown_key_names_its_path(tmp_path):
+    data = {**MINIMAL, "finetune": {"grid": {"learning_rat": [1e-3]}}}
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, data))
+    assert "finetune.grid.learning_rat: unknown key" in str(err.value)
+    assert "exp.yaml" in str(err.value)
+
+
+def test_wrong_type_names_field_and_value(tmp_path):
+    data = {**MINIMAL, "decoding": {"max_new_tokens": "many"}}
+    with pytest.raises(ConfigError, match=r"decoding\.max_new_tokens: .*integer.*'many'"):
+        load_config(write(tmp_path, data))
+
+
+def test_missing_required_field():
+    data = {k: v for k, v in MINIMAL.items() if k != "task"}
+    with pytest.raises(ConfigError, match=r"task: Field required"):
+        parse_config(data, "x.yaml")
+
+
+def test_duplicate_names_and_empty_lists_rejected():
+    with pytest.raises(ConfigError, match="repeated"):
+        parse_config({**MINIMAL, "safety": [{"name": "a"}, {"name": "a"}]})
+    with pytest.raises(ConfigError, match="finetune.seeds"):
+        parse_config({**MINIMAL, "finetune": {"seeds": []}})
+
+
+def test_greedy_with_several_sample_seeds_rejected():
+    with pytest.raises(ConfigError, match="one sample seed"):
+        parse_config({**MINIMAL, "decoding": {"sample_seeds": [0, 1]}})
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nbase_models: [\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: line \d+"):
+        load_config(path)
+
+
+def test_precedence_defaults_yaml_overrides(tmp_path):
+    data = {**MINIMAL, "decoding": {"max_new_tokens": 10}}
+    path = write(tmp_path, data)
+    assert parse_config(MINIMAL).decoding.max_new_tokens == 64  # default
+    assert load_config(path).decoding.max_new_tokens == 10  # YAML beats default
+    cfg = load_config(
+        path, ["decoding.max_new_tokens=7", "finetune.seeds=[3,4]", "safety.0.limit=5"]
+    )
+    assert cfg.decoding.max_new_tokens == 7  # command line beats YAML
+    assert cfg.finetune.seeds == [3, 4]
+    assert cfg.safety[0].limit == 5
+
+
+def test_override_errors_are_clear():
+    with pytest.raises(ConfigError, match="expected key=value"):
+        apply_overrides(MINIMAL, ["decoding"])
+    with pytest.raises(ConfigError, match="not an index"):
+        apply_overrides(MINIMAL, ["safety.7.limit=3"])
+
+
+def test_bad_override_value_is_validated(tmp_path):
+    with pytest.raises(ConfigError, match="finetune.batch_size"):
+        load_config(write(tmp_path, MINIMAL), ["finetune.batch_size=0"])
+
+
+def test_relative_paths_resolve_against_config_file(tmp_path):
+    sub = tmp_path / "cfgs"
+    sub.mkdir()
+    cfg = load_config(write(sub, {**MINIMAL, "organism": {"dir": "org"}}))
+    assert cfg.organism.dir == (sub / "org").resolve()
+    assert cfg.output_dir == (sub / "runs" / "t").resolve()
+
+
+def test_grid_is_cartesian_product():
+    cfg = parse_config(
+        {**MINIMAL, "finetune": {"grid": {"learning_rate": [1e-3, 2e-3], "rank": [4, 8]}}}
+    )
+    settings = cfg.finetune.settings()
+    assert len(settings) == 4
+    assert {(s["learning_rate"], s["rank"]) for s in settings} == {
+        (1e-3, 4),
+        (1e-3, 8),
+        (2e-3, 4),
+        (2e-3, 8),
+    }

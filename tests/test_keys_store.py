@@ -1,0 +1,100 @@
+import sqlite3
+
+import pytest
+
+from capsafe import __version__
+from capsafe.keys import digest, file_sha256, folder_content_hash
+from capsafe.store import GenerationRow, JudgmentRow, Store
+
+
+def gen_row(key: str, response: str = "r") -> GenerationRow:
+    return GenerationRow(
+        key=key,
+        model_key="m",
+        prompt_set="s",
+        prompt_id=key,
+        kind="harmful",
+        category=None,
+        prompt="p",
+        reference=None,
+        format="chat",
+        format_spec="{}",
+        decoding="{}",
+        sample_seed=0,
+        response=response,
+        n_prompt_tokens=3,
+        n_completion_tokens=4,
+        finish_reason="eos",
+        backend="transformers",
+    )
+
+
+def test_digest_is_order_independent_and_sensitive():
+    assert digest(a=1, b={"x": [1, 2]}) == digest(b={"x": [1, 2]}, a=1)
+    assert digest(a=1) != digest(a=2)
+    assert digest(a=1.0) != digest(a="1.0")
+
+
+def test_folder_hash_follows_content_not_path(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        (d / "config.json").write_text("{}")
+        (d / "model.safetensors").write_bytes(b"\x00\x01")
+        (d / "README.md").write_text("ignored")
+    assert folder_content_hash(a) == folder_content_hash(b)
+    (b / "model.safetensors").write_bytes(b"\x00\x02")
+    assert folder_content_hash(a) != folder_content_hash(b)
+
+
+def test_file_hash_is_memoised_in_store(tmp_path):
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"abc")
+    with Store(tmp_path / "db.sqlite") as store:
+        first = file_sha256(f, store)
+        st = f.stat()
+        assert store.cached_file_hash(str(f.resolve()), st.st_size, st.st_mtime_ns) == first
+
+
+def test_insert_is_idempotent_and_versioned(tmp_path):
+    with Store(tmp_path / "db.sqlite") as store:
+        assert store.put_generations([gen_row("k1"), gen_row("k2")]) == 2
+        assert store.put_generations([gen_row("k1", "other"), gen_row("k3")]) == 1
+        assert store.count("generations") == 3
+        assert store.existing_keys("generations", ["k1", "k9"]) == {"k1"}
+        assert store.generations_by_key(["k1"])["k1"].response == "r"  # first write wins
+    rows = (
+        sqlite3.connect(tmp_path / "db.sqlite")
+        .execute("SELECT DISTINCT capsafe_version FROM generations")
+        .fetchall()
+    )
+    assert rows == [(__version__,)]
+
+
+def test_judgment_booleans_round_trip(tmp_path):
+    row = JudgmentRow(
+        key="j",
+        generation_key="k",
+        judge="x",
+        judge_version="1",
+        judge_args="{}",
+        harmful=True,
+        harmful_prob=0.9,
+        refusal=None,
+        coherent=False,
+        relevant=None,
+        parse_error=False,
+        raw="",
+    )
+    with Store(tmp_path / "db.sqlite") as store:
+        store.put_judgments([row])
+        assert store.judgments() == [row]
+
+
+def test_schema_version_mismatch_is_an_error(tmp_path):
+    Store(tmp_path / "db.sqlite").close()
+    con = sqlite3.connect(tmp_path / "db.sqlite")
+    con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    con.commit()
+    with pytest.raises(RuntimeError, match="schema version 999"):
+        Store(tmp_path / "db.sqlite")
