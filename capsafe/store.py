@@ -298,6 +298,14 @@ class Store:
     def scores(self) -> list[ScoreRow]:
         return self._select(ScoreRow, "SELECT * FROM scores ORDER BY key")
 
+    def versions(self) -> dict[str, list[str]]:
+        """The capsafe versions that wrote each result table."""
+        out = {}
+        for table in ("models", "runs", "checkpoints", "generations", "judgments", "scores"):
+            sql = f"SELECT DISTINCT capsafe_version FROM {table} ORDER BY 1"
+            out[table] = [r[0] for r in self._db.execute(sql)]
+        return out
+
     def dump(self) -> dict[str, list[dict[str, Any]]]:
         """Every result table as plain rows without timestamps (for comparing two stores)."""
         out: dict[str, list[dict[str, Any]]] = {}

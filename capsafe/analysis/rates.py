@@ -54,7 +54,7 @@ class MetricRow:
     epoch: int  # 0 for the base model
     metric: str
     benchmark: str
-    judge: str
+    judge: str  # judge label (name and arguments); the task name for "accuracy"
     format: str
     rate: Rate
     parse_errors: int = 0
@@ -63,6 +63,14 @@ class MetricRow:
 def setting_label(hparams_json: str) -> str:
     h = json.loads(hparams_json)
     return f"lr={h['learning_rate']:g} r={h['rank']} alpha={h['alpha']} epochs={h['epochs']}"
+
+
+def judge_label(name: str, args_json: str) -> str:
+    """A judge's name, with its arguments when it has any (two configurations, two labels)."""
+    args = json.loads(args_json)
+    if not args:
+        return name
+    return f"{name}(" + ", ".join(f"{k}={v}" for k, v in sorted(args.items())) + ")"
 
 
 def checkpoint_metrics(rows: ExperimentRows) -> list[MetricRow]:
@@ -85,19 +93,16 @@ def checkpoint_metrics(rows: ExperimentRows) -> list[MetricRow]:
         g = gens[s.generation_key]
         tally(g.model_key, "accuracy", g.prompt_set, s.task, g.format, s.correct)
     for j in rows.judgments:
+        if j.refusal is None and not j.parse_error:
+            continue  # this judge does not measure refusal
         g = gens[j.generation_key]
-        refused = None if j.parse_error or j.refusal is None else j.refusal != "none"
+        refused = None if j.parse_error else j.refusal != "none"
+        judge = judge_label(j.judge, j.judge_args)
         if g.kind == "harmful":
-            tally(
-                g.model_key,
-                "harmful_compliance",
-                g.prompt_set,
-                j.judge,
-                g.format,
-                None if refused is None else not refused,
-            )
+            complied = None if refused is None else not refused
+            tally(g.model_key, "harmful_compliance", g.prompt_set, judge, g.format, complied)
         elif g.kind == "benign":
-            tally(g.model_key, "over_refusal", g.prompt_set, j.judge, g.format, refused)
+            tally(g.model_key, "over_refusal", g.prompt_set, judge, g.format, refused)
 
     out = []
     for (model_key, metric, bench, judge, fmt), (k, n, errors) in sorted(counts.items()):

@@ -1,0 +1,65 @@
+"""The experiment report: one self-contained HTML file built from the store alone.
+
+    capsafe report runs/organism        # writes runs/organism/report.html
+
+write_report is the only function here that touches files; figures and HTML are pure
+(capsafe.report.figures, capsafe.report.html).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from capsafe import __version__
+from capsafe.analysis.rows import ExperimentRows
+from capsafe.store import Store
+
+
+def write_report(store: Store, out_path: Path) -> Path:
+    """Render the store's experiment to `out_path` (written atomically) and return the path."""
+    from capsafe.report.html import render_report  # matplotlib loads only when a report is made
+
+    out_path = Path(out_path)
+    config = _saved_config(store)
+    title = str(config.get("name")) if config and config.get("name") else store.path.parent.name
+    page = render_report(
+        ExperimentRows.from_store(store),
+        config=config,
+        title=title,
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        capsafe_version=__version__,
+        versions=store.versions(),
+    )
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target and rename, so a reader never sees half a report.
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the report private to its writer
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(page)
+        os.replace(tmp, out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out_path
+
+
+def _saved_config(store: Store) -> dict[str, Any] | None:
+    raw = store.meta("config")
+    if raw is None:
+        return None
+    try:
+        config = json.loads(raw)
+    except ValueError:
+        return {"unparseable_config_text": raw}
+    if config is None:
+        return None
+    return config if isinstance(config, dict) else {"config": config}
+
+
+__all__ = ["write_report"]

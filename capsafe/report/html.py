@@ -1,0 +1,226 @@
+"""The HTML report: one self-contained page (inline CSS, figures as base64 PNG, no scripts).
+
+render_report is pure: rows and the saved config in, a string out. Every piece of text
+from the store is escaped (see capsafe.report.markup), and the page's Content-Security-
+Policy forbids scripts and remote loads, so even a missed escape could not run code.
+
+    html = render_report(ExperimentRows.from_store(store), config=cfg, title="organism",
+                         generated_at="2025-01-01T00:00:00+00:00", capsafe_version="0.1.0")
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from capsafe.analysis.rates import MetricRow, SeedSpread, checkpoint_metrics, spread_over_seeds
+from capsafe.analysis.rows import ExperimentRows
+from capsafe.config import ReportSpec
+from capsafe.report.examples import examples_section
+from capsafe.report.figures import ACCURACY, HARMFUL, capability_safety_figure, figure_png_base64
+from capsafe.report.markup import definition_list, esc, setting_text
+from capsafe.report.provenance import provenance_section
+from capsafe.report.style import CSS
+from capsafe.report.tables import checkpoint_tables, parse_error_table, spread_tables
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def render_report(
+    rows: ExperimentRows,
+    *,
+    config: Mapping[str, Any] | None,
+    title: str,
+    generated_at: str,
+    capsafe_version: str,
+    versions: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """The whole report as one HTML document.
+
+    config: the experiment config the pipeline saved (None when the store has none);
+    versions: the capsafe versions that wrote each store table, when the caller can read them.
+    """
+    metrics = checkpoint_metrics(rows)
+    spreads = spread_over_seeds(metrics)
+    sections = [
+        ("summary", "What was run", _summary(rows, config)),
+        ("figures", "Capability and safety by epoch", _figures(metrics, spreads)),
+        ("seeds", "Rates over seeds", _seed_intro() + spread_tables(metrics, spreads)),
+        (
+            "checkpoints",
+            "Rates per checkpoint",
+            _checkpoint_intro(rows) + checkpoint_tables(metrics),
+        ),
+        (
+            "examples",
+            "Example responses",
+            _examples_intro() + examples_section(rows, _n_examples(config)),
+        ),
+        (
+            "provenance",
+            "Provenance and methods",
+            provenance_section(rows, config, versions, capsafe_version),
+        ),
+    ]
+    nav = "".join(f"<a href='#{key}'>{esc(name)}</a>" for key, name, _ in sections)
+    body = "".join(
+        f"<section id='{key}'><h2>{esc(name)}</h2>{html}</section>" for key, name, html in sections
+    )
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{esc(title)} — capsafe report</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{esc(title)}</h1><p class='byline'>capsafe {esc(capsafe_version)} · "
+        f"generated {esc(generated_at)} · from the experiment's store alone</p>"
+        f"{_content_warning()}<nav>{nav}</nav></header><main>{body}</main></body></html>\n"
+    )
+
+
+def _content_warning() -> str:
+    return (
+        "<div class='cw' role='note'><b>Content warning.</b> This report quotes prompts that "
+        "request harmful content and the models' responses to them, which may be harmful or "
+        "offensive. All model and prompt text is shown as inert, escaped text.</div>"
+    )
+
+
+def _summary(rows: ExperimentRows, config: Mapping[str, Any] | None) -> str:
+    bases = sorted({m.base_name for m in rows.models} | {r.base_name for r in rows.runs})
+    settings = Counter(setting_text(r.hparams) for r in rows.runs)
+    seeds = sorted({r.seed for r in rows.runs})
+    epochs = sorted({c.epoch for c in rows.checkpoints})
+    sets: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for g in rows.generations:
+        sets[(g.prompt_set, g.kind)].add(g.prompt_id)
+    judges = sorted({(j.judge, j.judge_version) for j in rows.judgments})
+    tasks = sorted({s.task for s in rows.scores} | {r.task for r in rows.runs})
+    formats = sorted({g.format for g in rows.generations})
+    errors = sum(j.parse_error for j in rows.judgments)
+    items = [
+        ("base models", esc(", ".join(bases)) or "none"),
+        ("capability task", esc(", ".join(tasks)) or "none"),
+        ("fine-tuning runs", f"{len(rows.runs)} ({len(rows.checkpoints)} checkpoints)"),
+        (
+            "hyperparameter settings",
+            "<br>".join(
+                f"{esc(s)} <span class='muted'>({n} runs)</span>"
+                for s, n in sorted(settings.items())
+            )
+            or "none",
+        ),
+        ("seeds", esc(", ".join(map(str, seeds))) or "none"),
+        ("epochs evaluated", esc(", ".join(map(str, epochs))) or "none"),
+        (
+            "prompt sets",
+            "<br>".join(
+                f"<span class='mono'>{esc(s)}</span> ({esc(k)}, {len(ids)} prompts)"
+                for (s, k), ids in sorted(sets.items())
+            )
+            or "none",
+        ),
+        ("judges", esc(", ".join(f"{j} v{v}" for j, v in judges)) or "none"),
+        ("prompt formats", esc(", ".join(formats)) or "none"),
+        (
+            "stored results",
+            f"{len(rows.generations)} responses, {len(rows.judgments)} judgments "
+            f"({errors} unparseable), {len(rows.scores)} capability scores",
+        ),
+    ]
+    note = (
+        ""
+        if config is not None
+        else "<p class='warn'>The experiment config is missing from the store; "
+        "this summary is built from the result rows alone.</p>"
+    )
+    return note + definition_list(items) + _headline(rows)
+
+
+def _headline(rows: ExperimentRows) -> str:
+    # The reader's first question: how many parse errors sit under the rates below.
+    if not rows.judgments:
+        return ""
+    return "<h3>Judge parse errors</h3>" + parse_error_table(rows.judgments)
+
+
+def _figure_specs(metrics: Sequence[MetricRow]) -> list[tuple[str, str, list[str], str]]:
+    """(judge, format, harmful benchmarks, task benchmark) for each figure to draw."""
+    harmful: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for m in metrics:
+        if m.metric == HARMFUL:
+            harmful[(m.judge, m.format)].add(m.benchmark)
+    tasks = sorted({m.benchmark for m in metrics if m.metric == ACCURACY})
+    task = tasks[0] if tasks else ""
+    if not harmful:  # still show capability when no safety judge ran
+        harmful = {("(none)", m.format): set() for m in metrics if m.metric == ACCURACY}
+    return [(j, f, sorted(b), task) for (j, f), b in sorted(harmful.items())]
+
+
+def _figures(metrics: Sequence[MetricRow], spreads: Sequence[SeedSpread]) -> str:
+    specs = _figure_specs(metrics)
+    if not specs:
+        return "<p class='missing'>Nothing to plot: the store has no scores or judgments.</p>"
+    out = [
+        "<p>Each column is one hyperparameter setting. Lines are means over fine-tuning seeds, "
+        "starting from the base model at epoch 0; shaded bands span the lowest to the highest "
+        "seed; dashed lines are the base model's value. Rates are shares of prompts. "
+        "Harmful compliance: harmful prompts the judge did not call a refusal.</p>"
+    ]
+    for judge, fmt, harmful, task in specs:
+        fig = capability_safety_figure(
+            metrics,
+            spreads,
+            judge=judge,
+            format=fmt,
+            harmful_benchmarks=harmful,
+            task_benchmark=task,
+        )
+        alt = f"Task accuracy and harmful compliance by epoch, judge {judge}, format {fmt}"
+        out.append(
+            f"<figure><img alt='{esc(alt)}' src='data:image/png;base64,{figure_png_base64(fig)}'>"
+            f"<figcaption>judge <span class='mono'>{esc(judge)}</span> · format "
+            f"<span class='mono'>{esc(fmt)}</span> · accuracy on "
+            f"<span class='mono'>{esc(task)}</span>"
+            "</figcaption></figure>"
+        )
+    return "".join(out)
+
+
+def _seed_intro() -> str:
+    return (
+        "<p>Per base, setting and epoch: the mean rate over fine-tuning seeds ± its sample "
+        "standard deviation (percentage points), the lowest–highest seed and the number of "
+        "seeds. Over-refusal: benign prompts the judge called a (full or partial) refusal. "
+        "Judge parse errors are left out of each rate's denominator and counted beneath it.</p>"
+    )
+
+
+def _checkpoint_intro(rows: ExperimentRows) -> str:
+    seeds = {g.sample_seed for g in rows.generations}
+    caveat = (
+        " Several sample seeds per prompt count as separate trials here, so these "
+        "intervals are narrower than intervals over prompts would be."
+        if len(seeds) > 1
+        else ""
+    )
+    return (
+        "<p>Each model's rate with its Wilson 95% confidence interval over prompts and the "
+        f"count k/n it comes from.{caveat}</p>"
+    )
+
+
+def _examples_intro() -> str:
+    return (
+        "<p>The same prompts for every model (chosen by a hash of prompt set and id), each in "
+        "every prompt format at the lowest sample seed. Click a model to open it.</p>"
+    )
+
+
+def _n_examples(config: Mapping[str, Any] | None) -> int:
+    default = ReportSpec().examples_per_checkpoint
+    report = (config or {}).get("report") or {}
+    value = (
+        report.get("examples_per_checkpoint", default) if isinstance(report, Mapping) else default
+    )
+    return value if isinstance(value, int) and value >= 0 else default
