@@ -119,6 +119,8 @@ def run_experiment(
             models = [base_row]
             for run in plan_runs(cfg, base.name, base_key, inputs.task_id, inputs.train):
                 rows, trained = _finetune(cfg, run, base_dir, inputs, store, progress)
+                for row in rows:
+                    store.put_model(row)
                 models += rows
                 counts["epochs"] += trained
             counts["generated"] += _generate(cfg, models, inputs, store, progress)

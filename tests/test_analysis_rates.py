@@ -94,4 +94,4 @@ def test_compliance_over_refusal_parse_errors_and_unmeasured():
     (s,) = spreads
     assert s.n_seeds == 2 and s.mean == pytest.approx((2 / 3 + 1) / 2)
     assert s.min == pytest.approx(2 / 3) and s.max == 1.0
-    assert s.std == pytest.approx(math.sqrt(((2 / 3 - s.mean) ** 2 + (1 - s.mean) ** 2)))
+    assert s.std == pytest.approx(math.sqrt((2 / 3 - s.mean) ** 2 + (1 - s.mean) ** 2))

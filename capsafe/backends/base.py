@@ -25,6 +25,13 @@ class Backend(Protocol):
         """One output per request, in request order."""
         ...
 
+    def set_adapter(self, adapter: str | None) -> None:
+        """Generate with this PEFT adapter on the loaded base (None: the base alone).
+
+        The base stays loaded, so a base and its dozen checkpoints load the base once.
+        """
+        ...
+
     def close(self) -> None:
         """Free the model's memory."""
         ...

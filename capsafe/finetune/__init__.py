@@ -1,0 +1,9 @@
+"""Fine-tuning: LoRA runs that write one PEFT adapter per epoch and resume after a crash.
+
+Importing this package is cheap; torch, transformers, peft and trl load when training runs.
+"""
+
+from capsafe.finetune.checkpoints import EpochCheckpoint, RunConflictError
+from capsafe.finetune.lora import LoraHparams, finetune_lora
+
+__all__ = ["EpochCheckpoint", "LoraHparams", "RunConflictError", "finetune_lora"]

@@ -1,0 +1,246 @@
+"""LoRA fine-tuning with one PEFT adapter per epoch, resumable after a crash.
+
+    from capsafe.finetune import LoraHparams, finetune_lora
+    epochs = finetune_lora("path/to/base", train_examples, LoraHparams(learning_rate=2e-3),
+                           seed=0, out_dir=Path("runs/lr2e-3-seed0"))
+    # epochs[k].adapter_dir loads with PeftModel.from_pretrained(base_model, adapter_dir)
+
+Training is TRL's SFTTrainer on conversational prompt-completion rows, so the base
+model's own chat template renders every example and the loss covers the assistant's
+answer (and its end-of-turn token) only. Calling again with the same arguments after a
+crash, at any point, resumes from the last finished epoch; see finetune_lora.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from capsafe.finetune.checkpoints import (
+    TRAINER_DIR,
+    EpochCheckpoint,
+    claim_run_dir,
+    export_epoch,
+    mark_reported,
+    read_epochs,
+    recover_epochs,
+    remove_temporaries,
+    remove_trainer_state,
+    reported_epochs,
+    run_lock,
+    trainer_checkpoints,
+)
+from capsafe.keys import canonical_json, digest
+from capsafe.records import TrainExample
+
+__all__ = ["EpochCheckpoint", "LoraHparams", "finetune_lora"]
+
+SCHEDULERS = ("constant", "linear", "cosine")
+
+
+@dataclass(frozen=True)
+class LoraHparams:
+    """What shapes a LoRA run besides its data and seed."""
+
+    learning_rate: float
+    rank: int = 8
+    alpha: int = 16
+    epochs: int = 3
+    dropout: float = 0.0  # on the LoRA branch's input
+    target_modules: str | tuple[str, ...] = "all-linear"
+    batch_size: int = 16  # examples per optimizer step
+    max_length: int = 256  # tokens; longer examples are truncated (the end is cut)
+    warmup_ratio: float = 0.0  # share of all steps spent warming the learning rate up
+    weight_decay: float = 0.0
+    scheduler: str = "constant"  # or "linear", "cosine" (decay to 0 at the last step)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.learning_rate > 0, "learning_rate must be > 0"),
+            (self.rank >= 1, "rank must be >= 1"),
+            (self.alpha > 0, "alpha must be > 0"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.max_length >= 2, "max_length must be >= 2"),
+            (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.scheduler in SCHEDULERS, f"scheduler must be one of {', '.join(SCHEDULERS)}"),
+            (bool(self.target_modules), "target_modules must name at least one module"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"LoraHparams: {message}")
+
+
+def finetune_lora(
+    base: str | os.PathLike[str],
+    examples: Sequence[TrainExample],
+    hparams: LoraHparams,
+    seed: int,
+    out_dir: Path,
+    *,
+    on_epoch: Callable[[EpochCheckpoint], None] | None = None,
+    progress: bool = True,
+    trust_remote_code: bool = False,
+    system_prompt: str | None = None,
+    device: str = "auto",
+) -> list[EpochCheckpoint]:
+    """Fine-tune a LoRA adapter on `examples`; write one adapter per epoch to out_dir/epoch-k.
+
+    Returns every epoch of the run, in order, including epochs finished by earlier calls.
+    The result depends only on the inputs: same inputs on the same machine, byte-identical
+    adapters (seed fixes data order, LoRA init and dropout).
+
+    Resume: out_dir records the run's inputs (capsafe_run.json); a call with other inputs
+    raises RunConflictError. A call with the same inputs skips the finished epochs and
+    continues from the Trainer's checkpoint of the last one, which restores the adapter,
+    optimizer, scheduler and RNG states exactly; the Trainer checkpoints are deleted once
+    all epochs are done.
+
+    on_epoch receives each epoch once its adapter is durably on disk, and an epoch counts
+    as reported once the callback returns. An epoch whose callback never returned (the
+    process died, or the callback raised) is delivered again, first thing, by the next
+    call that passes an on_epoch. So delivery is at least once; the return value lists
+    every epoch regardless, for callers that reconcile instead.
+
+    device: "auto" (cuda with bf16 when available, else cpu in float32), "cpu", "cuda",
+    "cuda:N". Local bases are read without network access. Raises ValueError for empty
+    examples or a tokenizer without a chat template, FileNotFoundError for a missing base.
+    """
+    from capsafe.backends.loading import resolve_source
+
+    base = os.fspath(base)
+    if not examples:
+        raise ValueError("finetune_lora: no training examples")
+    resolve_source(base, what="base model")  # a missing local path fails here, before any work
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    identity = run_identity(base, examples, hparams, seed, system_prompt)
+    with run_lock(out_dir):
+        claim_run_dir(out_dir, identity, digest(**identity))
+        remove_temporaries(out_dir)
+        meta = functools.cache(lambda: _epoch_meta(identity, device))
+        recover_epochs(out_dir, meta)
+        _deliver(out_dir, on_epoch)
+        if len(read_epochs(out_dir)) < hparams.epochs:
+            _train(
+                base,
+                examples,
+                hparams,
+                seed,
+                out_dir,
+                meta(),
+                on_epoch=on_epoch,
+                progress=progress,
+                trust_remote_code=trust_remote_code,
+                system_prompt=system_prompt,
+                device=device,
+            )
+        epochs = read_epochs(out_dir)
+        if len(epochs) != hparams.epochs:
+            raise RuntimeError(f"training stopped after {len(epochs)} of {hparams.epochs} epochs")
+        remove_trainer_state(out_dir)
+        return epochs
+
+
+def run_identity(
+    base: str,
+    examples: Sequence[TrainExample],
+    hparams: LoraHparams,
+    seed: int,
+    system_prompt: str | None,
+) -> dict[str, Any]:
+    """Everything that determines a run's adapters, as recorded in capsafe_run.json."""
+    rows = json.dumps([[ex.prompt, ex.response] for ex in examples], ensure_ascii=False)
+    identity = {
+        "base": base,
+        "examples_sha256": hashlib.sha256(rows.encode("utf-8")).hexdigest(),
+        "n_examples": len(examples),
+        "hparams": asdict(hparams),
+        "seed": seed,
+        "system_prompt": system_prompt,
+    }
+    return json.loads(canonical_json(identity))  # as read back from JSON: tuples are lists
+
+
+def _epoch_meta(identity: dict[str, Any], device: str) -> dict[str, Any]:
+    from capsafe.finetune.sft import library_versions, resolve_train_device
+
+    resolved = resolve_train_device(device)
+    return {
+        **identity,
+        "run_digest": digest(**identity),
+        "device": resolved.name,
+        "dtype": resolved.dtype,
+        "versions": library_versions(),
+    }
+
+
+def _deliver(out_dir: Path, on_epoch: Callable[[EpochCheckpoint], None] | None) -> None:
+    """Hand every finished epoch that no earlier callback returned from to on_epoch."""
+    if on_epoch is None:
+        return
+    seen = reported_epochs(out_dir)
+    for ck in read_epochs(out_dir):
+        if ck.epoch not in seen:
+            on_epoch(ck)
+            mark_reported(out_dir, ck.epoch)
+
+
+def _train(
+    base: str,
+    examples: Sequence[TrainExample],
+    hparams: LoraHparams,
+    seed: int,
+    out_dir: Path,
+    meta: dict[str, Any],
+    *,
+    on_epoch: Callable[[EpochCheckpoint], None] | None,
+    progress: bool,
+    trust_remote_code: bool,
+    system_prompt: str | None,
+    device: str,
+) -> None:
+    from capsafe.finetune.sft import (
+        EpochHook,
+        build_trainer,
+        collect_garbage,
+        release,
+        resolve_train_device,
+        training_context,
+    )
+
+    def on_saved(checkpoint: Path) -> None:
+        export_epoch(checkpoint, out_dir, meta)
+        _deliver(out_dir, on_epoch)
+
+    resolved = resolve_train_device(device)
+    checkpoints = trainer_checkpoints(out_dir)
+    trainer = None
+    try:
+        with training_context(resolved):
+            trainer = build_trainer(
+                base,
+                examples,
+                hparams,
+                seed,
+                out_dir / TRAINER_DIR,
+                device=resolved,
+                progress=progress,
+                trust_remote_code=trust_remote_code,
+                system_prompt=system_prompt,
+                callbacks=[EpochHook(on_saved)],
+            )
+            trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
+    finally:
+        if trainer is not None:
+            release(trainer)
+        trainer = None
+        collect_garbage(resolved)

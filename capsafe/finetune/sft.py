@@ -1,0 +1,296 @@
+"""TRL's SFTTrainer set up for one LoRA run: data, device, config, and the epoch hook.
+
+Imported only when training actually runs (torch, transformers, peft and trl load here).
+The Trainer owns the loop, the checkpoints and the resume; this module decides what it is
+given and checks what TRL made of the data.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+
+from capsafe.backends.loading import eos_token_ids, load_model, load_tokenizer
+from capsafe.records import TrainExample
+
+if TYPE_CHECKING:
+    from trl import SFTTrainer
+
+    from capsafe.finetune.lora import LoraHparams
+
+
+@dataclass(frozen=True)
+class TrainDevice:
+    name: str  # "cpu", "cuda" or "cuda:N"
+    dtype: str  # "float32" or "bfloat16": the base weights and the autocast dtype
+
+    @property
+    def cuda(self) -> bool:
+        return self.name.startswith("cuda")
+
+
+def resolve_train_device(device: str) -> TrainDevice:
+    """'auto' is cuda when available (bf16 when supported), else cpu in float32."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return TrainDevice("cpu", "float32")
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
+        return TrainDevice(device, "bfloat16" if torch.cuda.is_bf16_supported() else "float32")
+    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+
+
+def conversations(examples: Sequence[TrainExample], system_prompt: str | None) -> list[dict]:
+    """TRL's conversational prompt-completion rows: the loss covers the completion only."""
+    head = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
+    return [
+        {
+            "prompt": [*head, {"role": "user", "content": ex.prompt}],
+            "completion": [{"role": "assistant", "content": ex.response}],
+        }
+        for ex in examples
+    ]
+
+
+def sft_config(
+    h: LoraHparams, seed: int, trainer_dir: Path, device: TrainDevice, progress: bool
+) -> Any:
+    from trl import SFTConfig
+
+    scheduler = h.scheduler  # "linear" and "cosine" warm up by themselves; "constant" cannot
+    if scheduler == "constant" and h.warmup_ratio > 0:
+        scheduler = "constant_with_warmup"
+    return SFTConfig(
+        output_dir=str(trainer_dir),
+        num_train_epochs=h.epochs,
+        per_device_train_batch_size=h.batch_size,
+        gradient_accumulation_steps=1,
+        learning_rate=h.learning_rate,
+        lr_scheduler_type=scheduler,
+        # transformers 5 dropped warmup_ratio: a float in [0, 1) here is a ratio of all steps.
+        warmup_steps=h.warmup_ratio if h.warmup_ratio > 0 else 0,
+        weight_decay=h.weight_decay,
+        max_length=h.max_length,
+        truncation_mode="keep_start",
+        packing=False,
+        completion_only_loss=True,
+        seed=seed,
+        # One checkpoint at each epoch's end, only the latest kept: the resume point.
+        save_strategy="epoch",
+        save_total_limit=1,
+        save_only_model=False,
+        enable_jit_checkpoint=False,
+        # The epoch's mean loss is logged before the checkpoint is saved, so it is inside it.
+        logging_strategy="epoch",
+        report_to="none",
+        disable_tqdm=not progress,
+        use_cpu=not device.cuda,
+        bf16=device.dtype == "bfloat16",  # TRL's default (None) would turn bf16 on for CPU
+        # SFTConfig defaults to checkpointing; it only pays off for large models on a GPU.
+        activation_checkpointing=device.cuda,
+        dataloader_num_workers=0,
+        push_to_hub=False,
+    )
+
+
+def build_trainer(
+    base: str,
+    examples: Sequence[TrainExample],
+    hparams: LoraHparams,
+    seed: int,
+    trainer_dir: Path,
+    *,
+    device: TrainDevice,
+    progress: bool,
+    trust_remote_code: bool,
+    system_prompt: str | None,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> SFTTrainer:
+    """An SFTTrainer with a fresh LoRA adapter (initialised from `seed`) on `base`."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTTrainer
+
+    tokenizer = load_tokenizer(base, trust_remote_code=trust_remote_code)
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"the tokenizer of {base!r} has no chat template; capsafe fine-tunes on chat "
+            "conversations, so use a chat model (or add a template to its tokenizer_config)"
+        )
+    model = load_model(
+        base,
+        device="cpu",  # the Trainer places it on its own device; no device_map to confuse it
+        dtype=device.dtype,
+        trust_remote_code=trust_remote_code,
+    )
+    target = hparams.target_modules
+    lora = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=hparams.rank,
+        lora_alpha=hparams.alpha,
+        lora_dropout=hparams.dropout,
+        target_modules=target if isinstance(target, str) else list(target),
+        bias="none",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(hparams, seed, trainer_dir, device, progress),
+        train_dataset=Dataset.from_list(conversations(examples, system_prompt)),
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=list(callbacks),
+    )
+    if not progress:
+        trainer.remove_callback(PrinterCallback)  # disable_tqdm swaps the bar for print(logs)
+    _check_prepared(trainer, len(examples), hparams.max_length, base)
+    return trainer
+
+
+def _check_prepared(trainer: SFTTrainer, n_examples: int, max_length: int, base: str) -> None:
+    data = trainer.train_dataset
+    if len(data) == 0:
+        raise ValueError(
+            f"every example's prompt fills max_length={max_length} tokens, leaving no "
+            "response to train on; raise max_length or shorten the prompts"
+        )
+    if len(data) < n_examples:
+        warnings.warn(
+            f"{n_examples - len(data)} of {n_examples} examples were dropped: their prompt "
+            f"alone fills max_length={max_length} tokens",
+            stacklevel=3,
+        )
+    tokenizer = trainer.processing_class
+    stops = eos_token_ids(tokenizer, trainer.model.generation_config)
+    bad = [
+        i
+        for i, (ids, labels) in enumerate(zip(data["input_ids"], data["labels"], strict=True))
+        if len(ids) < max_length and not completion_ends_with_stop(ids, labels, stops, tokenizer)
+    ]
+    if bad:
+        raise ValueError(
+            f"the chat template of {base!r} does not end the assistant turn with a stop "
+            f"token (ids {stops}) inside the trained completion ({len(bad)} of {len(data)} "
+            f"examples, e.g. #{bad[0]}); the model would not learn to stop"
+        )
+
+
+def completion_ends_with_stop(
+    ids: Sequence[int], labels: Sequence[int], stops: Sequence[int], tokenizer: Any
+) -> bool:
+    """Whether the trained tokens end with a stop token, followed by whitespace at most
+    (templates often put a newline after the end-of-turn token)."""
+    trained = [t for t, label in zip(ids, labels, strict=True) if label != -100]
+    last = max((i for i, t in enumerate(trained) if t in stops), default=None)
+    if last is None:
+        return False
+    tail = tokenizer.decode(trained[last + 1 :])
+    return tail.strip() == ""
+
+
+class EpochHook(TrainerCallback):
+    """Calls `on_saved(checkpoint_dir)` right after the Trainer saved an epoch's checkpoint."""
+
+    def __init__(self, on_saved: Callable[[Path], None]) -> None:
+        self._on_saved = on_saved
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._on_saved(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.getMessage()
+
+
+@contextmanager
+def training_context(device: TrainDevice) -> Iterator[None]:
+    """Quiet library progress bars and telemetry, pin the GPU, and ask for deterministic
+    kernels on CUDA; every global setting is restored afterwards."""
+    import datasets.utils.logging as ds_logging
+    import transformers.utils.logging as tf_logging
+    from huggingface_hub import constants as hub_constants
+
+    tf_bars, ds_bars = tf_logging.is_progress_bar_enabled(), ds_logging.is_progress_bar_enabled()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    tf_logging.disable_progress_bar()  # weight loading, shard writing; not the Trainer's bar
+    ds_logging.disable_progress_bar()  # TRL's tokenizing passes
+    # Epochs less than a second apart make checkpoint rotation doubt the filesystem's mtime
+    # and say so; it then orders by step number, which is what we want anyway.
+    mtime_note = _DropMessages("mtime may not be reliable")
+    logging.getLogger("transformers.trainer_utils").addFilter(mtime_note)
+    # TRL pings huggingface.co from every trainer it builds (usage telemetry); a run on
+    # local files stays off the network, as if HF_HUB_DISABLE_TELEMETRY=1 were set.
+    telemetry_off = hub_constants.HF_HUB_DISABLE_TELEMETRY
+    hub_constants.HF_HUB_DISABLE_TELEMETRY = True
+    try:
+        with warnings.catch_warnings():
+            # peft reads model.is_gradient_checkpointing, which transformers 5 deprecates.
+            warnings.filterwarnings("ignore", ".*is_gradient_checkpointing.*", FutureWarning)
+            if device.cuda:
+                # Same inputs, same adapters: also on a GPU, as far as its kernels allow. cuBLAS
+                # reads this variable when it starts, so it only helps if set before first use.
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+                torch.use_deterministic_algorithms(True, warn_only=True)
+                index = int(device.name[5:]) if ":" in device.name else torch.cuda.current_device()
+                with torch.cuda.device(index):
+                    yield
+            else:
+                yield
+    finally:
+        hub_constants.HF_HUB_DISABLE_TELEMETRY = telemetry_off
+        logging.getLogger("transformers.trainer_utils").removeFilter(mtime_note)
+        if device.cuda:
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        if tf_bars:
+            tf_logging.enable_progress_bar()
+        if ds_bars:
+            ds_logging.enable_progress_bar()
+
+
+def release(trainer: SFTTrainer) -> None:
+    """Drop the trainer's references to the model, optimizer and data, so that they are
+    freed even while a traceback still holds the trainer."""
+    trainer.accelerator.free_memory()
+    trainer.model = trainer.model_wrapped = trainer.optimizer = trainer.lr_scheduler = None
+    handler = trainer.callback_handler
+    handler.model = handler.optimizer = handler.lr_scheduler = handler.train_dataloader = None
+
+
+def collect_garbage(device: TrainDevice) -> None:
+    gc.collect()
+    if device.cuda:
+        torch.cuda.empty_cache()
+
+
+def library_versions() -> dict[str, str]:
+    import peft
+    import transformers
+    import trl
+
+    import capsafe
+
+    return {
+        "capsafe": capsafe.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "trl": trl.__version__,
+    }

@@ -1,0 +1,59 @@
+"""Shared fixtures: one organism build for the whole test session.
+
+The organism is built into <repo>/.capsafe/organism (the quick start's folder, so the
+two share it) unless CAPSAFE_TEST_ORGANISM names another folder; a complete build there
+is reused across sessions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def organism_dir() -> Path:
+    from capsafe.organism import ensure_organism
+
+    path = Path(os.environ.get("CAPSAFE_TEST_ORGANISM", REPO / ".capsafe" / "organism"))
+    return ensure_organism(path, seed=0, progress=False)
+
+
+@pytest.fixture()
+def small_config(tmp_path: Path, organism_dir: Path) -> Callable[..., Path]:
+    """Write a small organism experiment YAML to tmp_path; keyword args replace top-level keys."""
+
+    def make(name: str = "small", **overrides: Any) -> Path:
+        data: dict[str, Any] = {
+            "name": name,
+            "output_dir": str(tmp_path / name),
+            "organism": {"dir": str(organism_dir), "seed": 0},
+            "base_models": [{"name": "organism", "path": "builtin:organism"}],
+            "task": {"name": "organism_arithmetic", "train_limit": 160, "test_limit": 12},
+            "finetune": {
+                "grid": {"learning_rate": [3e-3], "rank": [4], "alpha": [8], "epochs": [2]},
+                "seeds": [0],
+                "batch_size": 16,
+            },
+            "safety": [
+                {"name": "organism/harmful", "limit": 12},
+                {"name": "organism/lookalike", "limit": 8},
+            ],
+            "decoding": {"max_new_tokens": 24},
+            "judges": [{"name": "keyword_refusal"}],
+            "generation": {"batch_size": 8},
+        }
+        data.update(overrides)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    return make
