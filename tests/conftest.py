@@ -27,33 +27,41 @@ def organism_dir() -> Path:
     return ensure_organism(path, seed=0, progress=False)
 
 
+def write_small_config(
+    folder: Path, organism_dir: Path, name: str = "small", **overrides: Any
+) -> Path:
+    """A small organism experiment YAML in `folder` (output in folder/name); keyword args
+    replace top-level keys."""
+    data: dict[str, Any] = {
+        "name": name,
+        "output_dir": str(folder / name),
+        "organism": {"dir": str(organism_dir), "seed": 0},
+        "base_models": [{"name": "organism", "path": "builtin:organism"}],
+        "task": {"name": "organism_arithmetic", "train_limit": 160, "test_limit": 12},
+        "finetune": {
+            "grid": {"learning_rate": [3e-3], "rank": [4], "alpha": [8], "epochs": [2]},
+            "seeds": [0],
+            "batch_size": 16,
+        },
+        "safety": [
+            {"name": "organism/harmful", "limit": 12},
+            {"name": "organism/lookalike", "limit": 8},
+        ],
+        "decoding": {"max_new_tokens": 24},
+        "judges": [{"name": "keyword_refusal"}],
+        "generation": {"batch_size": 8},
+    }
+    data.update(overrides)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 @pytest.fixture()
 def small_config(tmp_path: Path, organism_dir: Path) -> Callable[..., Path]:
-    """Write a small organism experiment YAML to tmp_path; keyword args replace top-level keys."""
+    """write_small_config into this test's tmp_path."""
 
     def make(name: str = "small", **overrides: Any) -> Path:
-        data: dict[str, Any] = {
-            "name": name,
-            "output_dir": str(tmp_path / name),
-            "organism": {"dir": str(organism_dir), "seed": 0},
-            "base_models": [{"name": "organism", "path": "builtin:organism"}],
-            "task": {"name": "organism_arithmetic", "train_limit": 160, "test_limit": 12},
-            "finetune": {
-                "grid": {"learning_rate": [3e-3], "rank": [4], "alpha": [8], "epochs": [2]},
-                "seeds": [0],
-                "batch_size": 16,
-            },
-            "safety": [
-                {"name": "organism/harmful", "limit": 12},
-                {"name": "organism/lookalike", "limit": 8},
-            ],
-            "decoding": {"max_new_tokens": 24},
-            "judges": [{"name": "keyword_refusal"}],
-            "generation": {"batch_size": 8},
-        }
-        data.update(overrides)
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(data))
-        return path
+        return write_small_config(tmp_path, organism_dir, name, **overrides)
 
     return make

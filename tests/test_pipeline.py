@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -16,7 +17,9 @@ import pytest
 from capsafe.cli import main
 from capsafe.config import load_config
 from capsafe.pipeline import STORE_FILE, run_experiment
+from capsafe.registry import UnknownNameError
 from capsafe.store import Store
+from tests.conftest import write_small_config
 
 pytestmark = pytest.mark.slow
 
@@ -27,56 +30,69 @@ def normalised_dump(out_dir: Path) -> dict:
     return json.loads(text.replace(str(out_dir), "<OUT>"))
 
 
-def test_run_then_rerun_computes_nothing(small_config):
-    cfg = load_config(small_config())
-    first = run_experiment(cfg, progress=False)
-    n_models = 1 + 2  # base + 2 epochs
-    per_model = 12 + 12 + 8
+N_MODELS = 1 + 2  # base + 2 epochs
+PER_MODEL = 12 + 12 + 8  # task test + harmful + lookalike prompts
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, organism_dir):
+    """One complete small experiment; tests copy its folder rather than recompute it."""
+    folder = tmp_path_factory.mktemp("finished")
+    path = write_small_config(folder, organism_dir, "small")
+    outcome = run_experiment(load_config(path), progress=False)
+    return folder, outcome
+
+
+def copy_of(finished, tmp_path: Path) -> Path:
+    """A copy of the finished experiment's folder in tmp_path, with its config rewritten."""
+    folder, _ = finished
+    shutil.copytree(folder / "small", tmp_path / "small")
+    return tmp_path / "small"
+
+
+def test_first_run_counts(finished):
+    _, first = finished
     assert first.epochs_trained == 2
-    assert first.generated == n_models * per_model
-    assert first.judged == n_models * (12 + 8)
-    assert first.scored == n_models * 12
+    assert first.generated == N_MODELS * PER_MODEL
+    assert first.judged == N_MODELS * (12 + 8)
+    assert first.scored == N_MODELS * 12
     assert first.report is not None and first.report.is_file()
 
-    again = run_experiment(cfg, progress=False)
+
+def test_rerun_computes_nothing(finished, small_config, tmp_path):
+    copy_of(finished, tmp_path)
+    again = run_experiment(load_config(small_config()), progress=False)
     assert (again.epochs_trained, again.generated, again.judged, again.scored) == (0, 0, 0, 0)
 
 
-def test_adding_a_judge_generates_nothing(small_config):
-    run_experiment(load_config(small_config()), progress=False)
-    more = [{"name": "keyword_refusal"}, {"name": "keyword_refusal_gcg"}]
-    with pytest.raises(Exception, match="did you mean"):
-        load_and_run(small_config(judges=more))
-    cfg = load_config(
-        small_config(judges=[{"name": "keyword_refusal", "args": {"phrase_list": "gcg"}}])
-    )
-    outcome = run_experiment(cfg, progress=False)
+def test_adding_a_judge_generates_nothing(finished, small_config, tmp_path):
+    copy_of(finished, tmp_path)
+    unknown = [{"name": "keyword_refusal"}, {"name": "keyword_refusal_gcg"}]
+    with pytest.raises(UnknownNameError, match="did you mean"):
+        run_experiment(load_config(small_config(judges=unknown)), progress=False)
+    gcg = [{"name": "keyword_refusal", "args": {"phrase_list": "gcg"}}]
+    outcome = run_experiment(load_config(small_config(judges=gcg)), progress=False)
     assert outcome.generated == 0 and outcome.epochs_trained == 0
-    assert outcome.judged == 3 * (12 + 8)
+    assert outcome.judged == N_MODELS * (12 + 8)
 
 
-def load_and_run(path: Path):
-    return run_experiment(load_config(path), progress=False)
+def test_more_prompts_reuse_stored_generations(finished, small_config, tmp_path):
+    copy_of(finished, tmp_path)
+    safety = [
+        {"name": "organism/harmful", "limit": 16},
+        {"name": "organism/lookalike", "limit": 8},
+    ]
+    outcome = run_experiment(load_config(small_config(safety=safety)), progress=False)
+    assert outcome.generated == N_MODELS * 4  # only the 4 new harmful prompts, on each model
 
 
-def test_more_prompts_reuse_stored_generations(small_config):
-    run_experiment(load_config(small_config()), progress=False)
-    bigger = small_config(
-        safety=[
-            {"name": "organism/harmful", "limit": 16},
-            {"name": "organism/lookalike", "limit": 8},
-        ]
-    )
-    outcome = load_and_run(bigger)
-    assert outcome.generated == 3 * 4  # only the 4 new harmful prompts, on each model
-
-
-def test_kill_and_resume_matches_uninterrupted(tmp_path, small_config):
-    clean = load_config(small_config("clean"))
-    run_experiment(clean, progress=False)
-
+def test_kill_and_resume_matches_uninterrupted(finished, small_config, tmp_path):
+    clean_dir = finished[0] / "small"
     killed_cfg_path = small_config("killed")
     killed = load_config(killed_cfg_path)
+    # Start from the finished run's adapters, so the kill lands while generating; the
+    # fine-tuning resume is tested in test_finetune.py.
+    shutil.copytree(clean_dir / "runs", killed.output_dir / "runs")
     db = killed.output_dir / STORE_FILE
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -94,18 +110,18 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path, small_config):
                 n = 0
             if n > 0:
                 break
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with Store(db) as store:
         partial = store.count("generations")
-    assert 0 < partial < 3 * 32
+    assert 0 < partial < N_MODELS * PER_MODEL
 
     resumed = run_experiment(killed, progress=False)
     assert resumed.epochs_trained == 0
-    assert resumed.generated == 3 * 32 - partial
-    assert normalised_dump(killed.output_dir) == normalised_dump(clean.output_dir)
+    assert resumed.generated == N_MODELS * PER_MODEL - partial
+    assert normalised_dump(killed.output_dir) == normalised_dump(clean_dir)
 
 
 def test_cli_config_error_names_the_field(tmp_path, capsys):
@@ -117,13 +133,19 @@ def test_cli_config_error_names_the_field(tmp_path, capsys):
     assert "bad.yaml" in err
 
 
-def test_cli_dry_run_and_report(small_config, capsys):
+def test_cli_dry_run_and_report(finished, small_config, tmp_path, capsys):
+    copy_of(finished, tmp_path)
     path = small_config()
     assert main(["run", str(path), "--dry-run", "-q"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert plan["plan"]["runs"] == 1 and plan["plan"]["generations"] == 3 * 32
-    assert main(["run", str(path), "-q"]) == 0
+    assert plan["plan"]["runs"] == 1 and plan["plan"]["generations"] == N_MODELS * PER_MODEL
+    assert plan["stored"]["generations"] == N_MODELS * PER_MODEL
     out_dir = load_config(path).output_dir
     (out_dir / "report.html").unlink()
     assert main(["report", str(out_dir)]) == 0
-    assert (out_dir / "report.html").is_file()
+    assert (
+        "<svg" in (out_dir / "report.html").read_text()
+        or "data:image/png;base64" in (out_dir / "report.html").read_text()
+    )
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "no capsafe.db" in capsys.readouterr().err

@@ -144,8 +144,8 @@ def one_step_stories(rng: random.Random, n: int) -> list[tuple[str, str]]:
         c = a + step.amount if step.op == "+" else a - step.amount
         prompt = f"{name} has {a} {item} and {step.verb} {step.amount}. "
         prompt += f"How many {item} does {name} have now?"
-        work = f"{pro.capitalize()} {step.verb} {step.amount}, so {a} {step.op} {step.amount} = {c}."
-        out.append((prompt, f"{work} {name} has {c} {item}."))
+        work = f"{pro.capitalize()} {step.verb} {step.amount}, so {a} {step.op} {step.amount}"
+        out.append((prompt, f"{work} = {c}. {name} has {c} {item}."))
     return out
 
 
