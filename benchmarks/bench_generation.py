@@ -9,7 +9,7 @@ built-in ones. Without --model the organism is used (built into .capsafe/organis
 absent, about a minute).
 
     python benchmarks/bench_generation.py
-    python benchmarks/bench_generation.py --model DIR --n 128 --max-new-tokens 48 --batch-size 32
+    python benchmarks/bench_generation.py --model DIR --n 128 --max-new-tokens 48 --batch-size 64
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def main() -> int:
     parser.add_argument("--model", type=Path, help="model folder or hub id (default: organism)")
     parser.add_argument("--n", type=int, default=128, help="number of prompts")
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64)  # the quick start's setting
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument(
         "--repeats", type=int, default=3, help="timing rounds; the fastest of each side counts"
