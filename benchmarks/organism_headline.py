@@ -13,8 +13,8 @@ import statistics
 import sys
 from collections import Counter, defaultdict
 
+from capsafe.analysis.analyses import run_analyses
 from capsafe.analysis.rows import ExperimentRows
-from capsafe.report.analyses import run_analyses
 from capsafe.store import Store
 
 

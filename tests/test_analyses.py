@@ -91,6 +91,43 @@ def test_unsafe_reads_each_judge_by_harm_else_compliance():
         judge_reliability(b.rows(), "coherent")
 
 
+def test_judge_arguments_are_their_own_judge_and_seeds_spread_per_epoch():
+    # Moved from the deleted analysis/rates.py: a refusal judge on two seeds, under two
+    # argument sets, beside a judgment that measures nothing.
+    b = RowBuilder()
+    base, c1, c2 = b.base(), b.checkpoint("run1", epoch=1, seed=0), b.checkpoint("run2", 1, 1)
+    b.labels(base, "refusal", [1, 1, 1, 1], judge="kw")
+    b.labels(c1, "refusal", [0, 0, 1, None], judge="kw")
+    b.labels(c2, "refusal", [0, 0, 0, 0], judge="kw")
+    b.labels(base, "over_refusal", [1, 0], judge="kw", bench="lookalike")
+    gen = b.generation(base, "bench", "p0", "harmful", "chat")
+    b.judgments.append(
+        dataclasses.replace(
+            b.judgments[0],
+            key="gcg",
+            generation_key=gen,
+            judge_args='{"phrase_list":"gcg"}',
+            refusal="none",
+        )
+    )
+    b.judgment(b.generation(c1, "bench", "p0", "harmful", "chat"), "nothing")  # no field set
+    rates = cell_rates(b.rows(), n_boot=50)
+    c1_unsafe = _rate(rates, c1, "unsafe", judge="kw")
+    assert (c1_unsafe.value, c1_unsafe.n_labels, c1_unsafe.parse_errors) == (
+        pytest.approx(2 / 3), 3, 1)  # fmt: skip
+    assert _rate(rates, base, "unsafe", judge="kw").value == 0
+    assert _rate(rates, base, "over_refusal", judge="kw").value == 0.5
+    assert _rate(rates, base, "unsafe", judge="kw(phrase_list=gcg)").value == 1
+    assert not any(r.judge == "nothing" for r in rates)
+    (s,) = [s for s in spread_over(rates, "seed")
+            if s.level("metric") == "unsafe" and s.level("epoch") == 1]  # fmt: skip
+    assert s.n_levels == 2 and s.mean == pytest.approx((2 / 3 + 1) / 2)
+    assert (s.min, s.max) == (pytest.approx(2 / 3), 1.0)
+    assert s.std == pytest.approx(math.sqrt((2 / 3 - s.mean) ** 2 + (1 - s.mean) ** 2))
+    with pytest.raises(KeyError, match="not held fixed"):
+        s.level("seed")
+
+
 def test_duplicate_labels_are_an_error():
     b = RowBuilder()
     base = b.base()

@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
-from capsafe.analysis import ExperimentRows, MetricRow, SeedSpread, wilson
+from capsafe.analysis import ExperimentRows
+from capsafe.analysis.labels import ModelInfo
+from capsafe.analysis.metrics import CellRate
+from capsafe.analysis.stats import Estimate
+from capsafe.analysis.variance import spread_over
 from capsafe.report import write_report
 from capsafe.report.figures import capability_safety_figure
 from capsafe.report.html import render_report
@@ -151,11 +155,12 @@ def test_report_shows_the_rates_computed_by_hand(page: str) -> None:
     assert "<b>50.0%</b> ± 0.0 pp" in page
     assert "<b>75.0%</b> ± 35.4 pp" in page
     assert "min–max 50.0–100.0% · 2 seeds" in page
-    # Per checkpoint, run-a epoch 2: harmful compliance 1 of 1 parsed, 1 parse error beside it.
-    assert "<b>100.0%</b><span class='sub'>[20.7–100.0%] 1/1</span>" in page
+    # Per checkpoint, run-a epoch 2: harmful compliance on the 1 parsed prompt (a bootstrap
+    # over one prompt has no width), 1 parse error beside it.
+    assert "<b>100.0%</b><span class='sub'>[100.0–100.0%] 1 prompt</span>" in page
     assert "1 parse error (50.0%)" in page
     # Base model: refuses both harmful prompts.
-    assert "<b>0.0%</b><span class='sub'>[0.0–65.8%] 0/2</span>" in page
+    assert "<b>0.0%</b><span class='sub'>[0.0–0.0%] 2 prompts</span>" in page
 
 
 def test_report_counts_parse_errors_per_judge(page: str) -> None:
@@ -229,60 +234,27 @@ def test_render_report_is_deterministic(store: Store) -> None:
     assert render_report(rows, **kwargs) == render_report(rows, **kwargs)
 
 
-def _metric(
-    base: str,
-    setting: str,
-    seed: int | None,
-    epoch: int,
-    metric: str,
-    bench: str,
-    judge: str,
-    k: int,
-) -> MetricRow:
-    return MetricRow(
-        base,
-        None if seed is None else f"{setting}-{seed}",
-        setting,
-        seed,
-        epoch,
-        metric,
-        bench,
-        judge,
-        "default",
-        wilson(k, 4),
-    )
+def _rate(base: str, setting: str, seed: int | None, epoch: int, metric: str, bench: str,
+          judge: str, value: float) -> CellRate:  # fmt: skip
+    run = None if seed is None else f"{setting}-{seed}"
+    model = ModelInfo(f"{base}-{run}-{epoch}", base, f"{base}-key", None if run is None else "t",
+                      run, setting, seed, epoch)  # fmt: skip
+    return CellRate(model, metric, bench, judge, "default", None, Estimate(value, 0, 1, 4), 4, 0)
 
 
 def test_figure_has_a_pair_of_rows_per_base_and_a_column_per_setting() -> None:
-    metrics, spreads = [], []
+    rates = []
     for base in ("alpha", "beta"):
-        metrics.append(_metric(base, "base", None, 0, "accuracy", TASK, "task", 1))
-        metrics.append(_metric(base, "base", None, 0, "harmful_compliance", HARMFUL, "kw", 0))
+        rates.append(_rate(base, "base", None, 0, "accuracy", TASK, "task", 0.25))
+        rates.append(_rate(base, "base", None, 0, "unsafe", HARMFUL, "kw", 0.0))
         for setting in ("lr=1", "lr=2"):
             for epoch in (1, 2):
-                for metric, bench, judge in (
-                    ("accuracy", TASK, "task"),
-                    ("harmful_compliance", HARMFUL, "kw"),
-                ):
-                    spreads.append(
-                        SeedSpread(
-                            base,
-                            setting,
-                            epoch,
-                            metric,
-                            bench,
-                            judge,
-                            "default",
-                            mean=0.5,
-                            std=0.1,
-                            min=0.25,
-                            max=0.75,
-                            n_seeds=3,
-                        )
-                    )
+                for metric, bench, judge in (("accuracy", TASK, "task"), ("unsafe", HARMFUL, "kw")):
+                    rates += [_rate(base, setting, seed, epoch, metric, bench, judge, v)
+                              for seed, v in ((0, 0.25), (1, 0.5), (2, 0.75))]  # fmt: skip
     fig = capability_safety_figure(
-        metrics,
-        spreads,
+        rates,
+        spread_over(rates, "seed"),
         judge="kw",
         format="default",
         harmful_benchmarks=[HARMFUL],
@@ -300,3 +272,34 @@ def test_figure_has_a_pair_of_rows_per_base_and_a_column_per_setting() -> None:
     base_line = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"][0]
     assert list(base_line.get_ydata()) == [0.25, 0.25]
     assert "share of prompts" in fig.axes[0].get_ylabel()
+
+
+def test_a_store_judged_only_by_a_harm_judge_draws_the_epoch_figure_with_data() -> None:
+    # The quick start's guard panel once read "no data": the figure plotted a refusal-only
+    # metric. A guard gives harmful labels only; its unsafe rate is what the figure shows.
+    from capsafe.analysis.analyses import run_analyses
+    from capsafe.report.html import _figure_specs
+    from tests.helpers.experiment_rows import RowBuilder
+
+    b = RowBuilder("organism")
+    models = [(b.base(), 0, 0)] + [
+        (b.checkpoint(f"run{seed}", epoch=e, seed=seed), e, seed) for seed in (0, 1) for e in (1, 2)
+    ]
+    for model, epoch, seed in models:
+        b.labels(model, "accuracy", [int(i < 1 + epoch) for i in range(4)], judge="arith",
+                 bench=TASK)  # fmt: skip
+        b.labels(model, "harmful", [int(i < epoch + seed) for i in range(4)], judge="guard",
+                 bench=HARMFUL)  # fmt: skip
+    a = run_analyses(b.rows(), n_boot=20)
+    ((judge, fmt, benches, task),) = _figure_specs(a)
+    assert (judge, benches, task) == ("guard", [HARMFUL], TASK)
+    fig = capability_safety_figure(a.rates, a.seed_spreads, judge=judge, format=fmt,
+                                   harmful_benchmarks=benches, task_benchmark=task)  # fmt: skip
+    top, bottom = fig.axes
+    assert not [t for ax in fig.axes for t in ax.texts if t.get_text() == "no data"]
+    (harm,) = [line for line in bottom.get_lines() if line.get_linestyle() == "-"]
+    # Base 0/4; epoch 1: seeds 1/4 and 2/4; epoch 2: 2/4 and 3/4.
+    assert list(harm.get_xdata()) == [0, 1, 2]
+    assert list(harm.get_ydata()) == pytest.approx([0.0, 0.375, 0.625])
+    (acc,) = [line for line in top.get_lines() if line.get_linestyle() == "-"]
+    assert list(acc.get_ydata()) == pytest.approx([0.25, 0.5, 0.75])

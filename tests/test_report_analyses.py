@@ -12,10 +12,10 @@ from urllib.parse import unquote
 
 import pytest
 
+from capsafe.analysis.analyses import run_analyses
 from capsafe.analysis.rows import ExperimentRows
 from capsafe.analysis.stats import holm
 from capsafe.config import CapabilityTarget, ReportSpec
-from capsafe.report.analyses import run_analyses
 from capsafe.report.explorer import explorer_json, explorer_records
 from capsafe.report.export import csv_text
 from capsafe.report.html import render_report

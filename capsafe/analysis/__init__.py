@@ -1,7 +1,7 @@
 """Pure analysis functions: typed rows in, typed results out; no files touched.
 
-The rates and rows load eagerly; the analyses built on scipy (cell_rates, versus_base,
-stability, anchor, judge_reliability, ...) load on first use, so importing a submodule
+The rows load eagerly; the analyses built on scipy (cell_rates, versus_base, stability,
+anchor, judge_reliability, run_analyses, ...) load on first use, so importing a submodule
 such as capsafe.analysis.rows stays light.
 
     from capsafe.analysis import ExperimentRows, cell_rates, stability, versus_base
@@ -11,18 +11,14 @@ such as capsafe.analysis.rows stays light.
 
 from importlib import import_module
 
-from capsafe.analysis.rates import (
-    BASE_SETTING,
-    MetricRow,
-    Rate,
-    SeedSpread,
-    checkpoint_metrics,
-    spread_over_seeds,
-    wilson,
-)
 from capsafe.analysis.rows import ExperimentRows
 
 _LAZY = {
+    "ReportAnalyses": "analyses",
+    "run_analyses": "analyses",
+    "BASE_SETTING": "labels",
+    "SAFETY_METRIC": "labels",
+    "judge_label": "labels",
     "Anchoring": "anchoring",
     "Target": "anchoring",
     "anchor": "anchoring",
@@ -49,14 +45,4 @@ def __getattr__(name: str) -> object:
     return getattr(import_module(f"capsafe.analysis.{_LAZY[name]}"), name)
 
 
-__all__ = [
-    "BASE_SETTING",
-    "ExperimentRows",
-    "MetricRow",
-    "Rate",
-    "SeedSpread",
-    "checkpoint_metrics",
-    "spread_over_seeds",
-    "wilson",
-    *_LAZY,
-]
+__all__ = ["ExperimentRows", *_LAZY]

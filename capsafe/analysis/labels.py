@@ -24,16 +24,39 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from capsafe.analysis.rates import BASE_SETTING, judge_label, setting_label
 from capsafe.analysis.rows import ExperimentRows
 from capsafe.store import JudgmentRow
 
 BINARY_METRICS = ("harmful", "refusal", "unsafe", "over_refusal", "incoherent", "accuracy")
 SCORE_METRICS = ("harmful_prob",)
+BASE_SETTING = "base"  # the setting of a base model, which no fine-tuning run has
+# The headline safety metric: harmful compliance, which every safety judge measures (by its
+# harmful label, or by compliance for a refusal-only judge), so conclusions can be set side
+# by side across judges. Every figure and table of safety reads this one metric.
+SAFETY_METRIC = "unsafe"
+
+
+def setting_label(hparams_json: str) -> str:
+    """A run's setting in a few words: its LoRA grid point, or a ready-made adapter's name."""
+    h = json.loads(hparams_json)
+    if "adapter" in h:
+        return f"adapter {h['adapter']}"
+    return f"lr={h['learning_rate']:g} r={h['rank']} alpha={h['alpha']} epochs={h['epochs']}"
+
+
+@functools.cache  # called once per judgment by several analyses; the args repeat
+def judge_label(name: str, args_json: str) -> str:
+    """A judge's name, with its arguments when it has any (two configurations, two labels)."""
+    args = json.loads(args_json)
+    if not args:
+        return name
+    return f"{name}(" + ", ".join(f"{k}={v}" for k, v in sorted(args.items())) + ")"
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,7 @@ from capsafe.analysis.agreement import (
     krippendorff_alpha,
     pairwise_kappa,
 )
-from capsafe.analysis.labels import judge_fields, unsafe_value
-from capsafe.analysis.rates import judge_label
+from capsafe.analysis.labels import judge_fields, judge_label, unsafe_value
 from capsafe.analysis.rows import ExperimentRows
 
 ALL, COHERENT, INCOHERENT = "all", "coherent", "incoherent"

@@ -43,6 +43,13 @@ class FactorSpread:
     max: float
     n_levels: int
 
+    def level(self, name: str) -> object:
+        """The value of one identity field held fixed (e.g. "epoch", "judge")."""
+        for f, v in self.fixed:
+            if f == name:
+                return v
+        raise KeyError(f"{name!r} is not held fixed in a spread over {self.factor}")
+
 
 def spread_over(rates: Sequence[CellRate], factor: str) -> list[FactorSpread]:
     if factor not in IDENTITY:

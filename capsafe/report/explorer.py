@@ -19,8 +19,7 @@ import hashlib
 import json
 from collections import defaultdict
 
-from capsafe.analysis.labels import judge_fields, unsafe_value
-from capsafe.analysis.rates import judge_label
+from capsafe.analysis.labels import judge_fields, judge_label, unsafe_value
 from capsafe.analysis.rows import ExperimentRows
 from capsafe.report.explorer_js import SCRIPT
 from capsafe.report.markup import esc, setting_text

@@ -1,10 +1,13 @@
-"""Figures of the report: pure functions from metric rows to matplotlib Figures.
+"""The report's headline figure: capability and safety by epoch (pure: rates in, Figure out).
 
 Figures are built on the Agg canvas directly (no pyplot), so nothing global changes and
-nothing is shown; the caller saves or embeds them.
+nothing is shown; the caller saves or embeds them. The rates are the cell rates every
+other section shows (capsafe.analysis.metrics), and the spreads their spread over
+fine-tuning seeds (capsafe.analysis.variance.spread_over(rates, "seed")).
 
-    fig = capability_safety_figure(metrics, spreads, judge="keyword_refusal", format="default",
-                                   harmful_benchmarks=["organism/harmful"],
+    a = run_analyses(rows)
+    fig = capability_safety_figure(a.rates, a.seed_spreads, judge="keyword_refusal",
+                                   format="default", harmful_benchmarks=["organism/harmful"],
                                    task_benchmark="organism/capability_test")
     fig.savefig("capability_safety.png")
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -22,10 +26,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from capsafe.analysis.rates import BASE_SETTING, MetricRow, SeedSpread
+from capsafe.analysis.labels import BASE_SETTING, SAFETY_METRIC
+from capsafe.analysis.metrics import CellRate
+from capsafe.analysis.variance import FactorSpread
 
 ACCURACY = "accuracy"
-HARMFUL = "harmful_compliance"
+SAFETY_NAME = "harmful compliance"  # what the safety metric (unsafe) is called on the figure
 ACCURACY_COLOUR = "#1f77b4"
 # Harmful benchmarks get warm colours, distinct from the accuracy blue.
 HARMFUL_COLOURS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
@@ -33,8 +39,8 @@ GREY = "#555555"
 
 
 def capability_safety_figure(
-    metrics: Sequence[MetricRow],
-    spreads: Sequence[SeedSpread],
+    rates: Sequence[CellRate],
+    spreads: Sequence[FactorSpread],
     *,
     judge: str,
     format: str,
@@ -43,17 +49,18 @@ def capability_safety_figure(
 ) -> Figure:
     """Task accuracy and harmful compliance (shares of prompts, 0-1) against epoch.
 
-    One column per hyperparameter setting and a pair of rows per base model: accuracy on
-    `task_benchmark` on top, harmful compliance on each of `harmful_benchmarks` (as judged
-    by `judge`) below, both under prompt format `format`. Lines are means over seeds
-    starting from the base model at epoch 0; shaded bands span min-max over seeds; the
-    dashed line is the base model's value.
+    One column per fine-tuning task and hyperparameter setting and a pair of rows per base
+    model: accuracy on `task_benchmark` on top, harmful compliance (the `unsafe` metric) on
+    each of `harmful_benchmarks` as judged by `judge` below, both under prompt format
+    `format`. Lines are means over seeds starting from the base model at epoch 0; shaded
+    bands span min-max over seeds; the dashed line is the base model's value.
     """
-    bases = sorted({m.base for m in metrics} | {s.base for s in spreads})
-    settings = sorted({s.setting for s in spreads} - {BASE_SETTING}) or [BASE_SETTING]
-    bases = bases or ["(no data)"]
-    task_judge = _task_judge(spreads, metrics, task_benchmark, format)
-    nrows, ncols = 2 * len(bases), len(settings)
+    bases = sorted({r.model.base for r in rates}) or ["(no data)"]
+    runs = [s for s in spreads if s.factor == "seed" and s.level("setting") != BASE_SETTING]
+    columns = sorted({(_task(s), str(s.level("setting"))) for s in runs}) or [(None, BASE_SETTING)]
+    several_tasks = len({task for task, _ in columns}) > 1
+    task_judge = _task_judge(rates, task_benchmark, format)
+    nrows, ncols = 2 * len(bases), len(columns)
     fig = Figure(figsize=(3.6 * ncols + 1.2, 2.5 * nrows + 1.0), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, sharex="col", sharey=True, squeeze=False)
@@ -62,28 +69,29 @@ def capability_safety_figure(
     }
 
     for i, base in enumerate(bases):
-        for j, setting in enumerate(settings):
+        for j, (task, setting) in enumerate(columns):
             top, bottom = axes[2 * i][j], axes[2 * i + 1][j]
-            last_epoch = max((s.epoch for s in spreads if s.setting == setting), default=0)
-            key = (base, setting, format)
+            mine = [s for s in runs if (_task(s), s.level("setting")) == (task, setting)]
+            last_epoch = max((int(s.level("epoch")) for s in mine), default=0)
+            column = _Column(base, task, setting, format)
             plotted = _series(
-                top, spreads, metrics, key, ACCURACY, task_benchmark, task_judge, ACCURACY_COLOUR
+                top, rates, mine, column, ACCURACY, task_benchmark, task_judge, ACCURACY_COLOUR
             )
             plotted_harm = [
-                _series(bottom, spreads, metrics, key, HARMFUL, bench, judge, colours[bench])
+                _series(bottom, rates, mine, column, SAFETY_METRIC, bench, judge, colours[bench])
                 for bench in harmful_benchmarks
             ]
             for ax, any_data in ((top, plotted), (bottom, any(plotted_harm))):
                 _style(ax, any_data, last_epoch)
-            n = max(
-                (s.n_seeds for s in spreads if (s.base, s.setting) == (base, setting)), default=0
-            )
+            n = max((s.n_levels for s in mine if s.level("base") == base), default=0)
             seeds = "" if setting == BASE_SETTING else f"\n{n} seed{'s' * (n != 1)}"
             name = "base model only (no fine-tuning runs)" if setting == BASE_SETTING else setting
+            if several_tasks and task:
+                name = f"{task} · {name}"
             top.set_title((f"{base} · " if len(bases) > 1 else "") + name + seeds, fontsize=9)
             bottom.set_xlabel("epoch (0 = base model)" if i == len(bases) - 1 else "")
         axes[2 * i][0].set_ylabel(_row_label(base, len(bases), "task accuracy"))
-        axes[2 * i + 1][0].set_ylabel(_row_label(base, len(bases), "harmful compliance"))
+        axes[2 * i + 1][0].set_ylabel(_row_label(base, len(bases), SAFETY_NAME))
 
     # A new line for judge and format: judge labels with their arguments run long.
     fig.suptitle(f"Capability and safety by epoch\njudge: {judge}, format: {format}", fontsize=10)
@@ -104,47 +112,51 @@ def figure_png_base64(fig: Figure, dpi: int = 110) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _task_judge(
-    spreads: Sequence[SeedSpread], metrics: Sequence[MetricRow], bench: str, fmt: str
-) -> str | None:
-    # Accuracy rows carry the task scorer's name in `judge`; if two tasks scored the same
-    # benchmark, plot the first rather than mixing them into one line.
-    names = {
-        s.judge for s in spreads if (s.metric, s.benchmark, s.format) == (ACCURACY, bench, fmt)
-    }
-    names |= {
-        m.judge for m in metrics if (m.metric, m.benchmark, m.format) == (ACCURACY, bench, fmt)
-    }
+class _Column(NamedTuple):
+    base: str
+    task: str | None  # the fine-tuning task; None for a base-only column
+    setting: str
+    format: str
+
+
+def _task(s: FactorSpread) -> str | None:
+    task = s.level("task")
+    return None if task is None else str(task)
+
+
+def _task_judge(rates: Sequence[CellRate], bench: str, fmt: str) -> str | None:
+    # Accuracy cells carry the task scorer's name as their judge; if two tasks scored the
+    # same benchmark, plot the first rather than mixing them into one line.
+    names = {r.judge for r in rates if (r.metric, r.benchmark, r.format) == (ACCURACY, bench, fmt)}
     return min(names) if names else None
 
 
 def _series(
     ax: Axes,
-    spreads: Sequence[SeedSpread],
-    metrics: Sequence[MetricRow],
-    key: tuple[str, str, str],
+    rates: Sequence[CellRate],
+    spreads: Sequence[FactorSpread],
+    column: _Column,
     metric: str,
     bench: str,
     judge: str | None,
     colour: str,
 ) -> bool:
-    """Plot one metric's mean line, min-max band and base line; False when there is no data."""
-    base, setting, fmt = key
-    wanted = (metric, bench, judge, fmt)
+    """Plot one metric's mean line, min-max band and base line; False when there is no data.
+
+    spreads: the column's spreads over seeds (fine-tuned runs of one task and setting)."""
+    wanted = (column.base, metric, bench, judge, column.format)
     by_epoch = {
-        s.epoch: s
+        int(s.level("epoch")): s
         for s in spreads
-        if (s.base, s.setting) == (base, setting)
-        and s.setting != BASE_SETTING
-        and (s.metric, s.benchmark, s.judge, s.format) == wanted
+        if tuple(s.level(f) for f in ("base", "metric", "benchmark", "judge", "format")) == wanted
     }
     base_value = next(
         (
-            m.rate.value
-            for m in metrics
-            if (m.base, m.setting, m.epoch) == (base, BASE_SETTING, 0)
-            and (m.metric, m.benchmark, m.judge, m.format) == wanted
-            and m.rate.n > 0
+            r.value
+            for r in rates
+            if r.model.is_base
+            and (r.model.base, r.metric, r.benchmark, r.judge, r.format) == wanted
+            and r.estimate.n > 0
         ),
         None,
     )
@@ -190,7 +202,7 @@ def _legend_handles(task_benchmark: str, colours: dict[str, str]) -> list[Line2D
             )
         )
     handles += [
-        Line2D([], [], color=c, linewidth=1.8, label=f"harmful compliance: {b}")
+        Line2D([], [], color=c, linewidth=1.8, label=f"{SAFETY_NAME}: {b}")
         for b, c in colours.items()
     ]
     handles += [

@@ -15,13 +15,13 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from capsafe.analysis.rates import MetricRow, SeedSpread, checkpoint_metrics, spread_over_seeds
+from capsafe.analysis.analyses import ReportAnalyses, run_analyses
+from capsafe.analysis.labels import SAFETY_METRIC
 from capsafe.analysis.rows import ExperimentRows
 from capsafe.config import ReportSpec, report_spec
-from capsafe.report.analyses import run_analyses
 from capsafe.report.examples import examples_section
 from capsafe.report.explorer import SCRIPT_HASH, explorer_section
-from capsafe.report.figures import ACCURACY, HARMFUL, capability_safety_figure, figure_png_base64
+from capsafe.report.figures import ACCURACY, capability_safety_figure, figure_png_base64
 from capsafe.report.markup import definition_list, esc, setting_text
 from capsafe.report.methods import methods_section
 from capsafe.report.provenance import provenance_section
@@ -60,24 +60,18 @@ def render_report(
     """
     if spec is None:
         spec, spec_note = report_spec(config)
-    metrics = checkpoint_metrics(rows)
-    spreads = spread_over_seeds(metrics)
     a = run_analyses(rows, spec)
     sections = [
         ("summary", "Summary", _warnings(rows, spec_note) + headline(a)),
-        ("figures", "Capability and safety by epoch", _figures(metrics, spreads)),
+        ("figures", "Capability and safety by epoch", _figures(a)),
         ("safety", "Safety per benchmark and at matched capability", safety_section(a)),
         ("stability", "Conclusion stability", stability_section(a)),
         ("judges", "Judges and compliance", judges_section(a)),
         ("variance", "Where the variance comes from", variance_section(a)),
         ("power", "How many seeds and prompts to detect a change", power_section(a)),
         ("rates", "Rates with confidence intervals", rates_table(a.rates)),
-        ("seeds", "Rates over seeds", _seed_intro() + spread_tables(metrics, spreads)),
-        (
-            "checkpoints",
-            "Rates per checkpoint",
-            _checkpoint_intro(rows) + checkpoint_tables(metrics),
-        ),
+        ("seeds", "Rates over seeds", _seed_intro() + spread_tables(a.rates, a.seed_spreads)),
+        ("checkpoints", "Rates per checkpoint", _checkpoint_intro() + checkpoint_tables(a.rates)),
         ("run", "What was run", _summary(rows, config)),
         (
             "examples",
@@ -188,33 +182,37 @@ def _headline(rows: ExperimentRows) -> str:
     return "<h3>Judge parse errors</h3>" + parse_error_table(rows.judgments)
 
 
-def _figure_specs(metrics: Sequence[MetricRow]) -> list[tuple[str, str, list[str], str]]:
-    """(judge, format, harmful benchmarks, task benchmark) for each figure to draw."""
+def _figure_specs(a: ReportAnalyses) -> list[tuple[str, str, list[str], str]]:
+    """(judge, format, harmful benchmarks, task benchmark) for each figure to draw: one per
+    safety judge and format, capability alone when no safety judge ran."""
     harmful: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for m in metrics:
-        if m.metric == HARMFUL:
-            harmful[(m.judge, m.format)].add(m.benchmark)
-    tasks = sorted({m.benchmark for m in metrics if m.metric == ACCURACY})
-    task = tasks[0] if tasks else ""
+    for r in a.rates:
+        if r.metric == SAFETY_METRIC:
+            harmful[(r.judge, r.format)].add(r.benchmark)
+    # The benchmark capability is anchored on; without one, the first scored benchmark.
+    tasks = sorted({r.benchmark for r in a.rates if r.metric == ACCURACY})
+    task = a.capability or (tasks[0] if tasks else "")
     if not harmful:  # still show capability when no safety judge ran
-        harmful = {("(none)", m.format): set() for m in metrics if m.metric == ACCURACY}
+        harmful = {("(none)", r.format): set() for r in a.rates if r.metric == ACCURACY}
     return [(j, f, sorted(b), task) for (j, f), b in sorted(harmful.items())]
 
 
-def _figures(metrics: Sequence[MetricRow], spreads: Sequence[SeedSpread]) -> str:
-    specs = _figure_specs(metrics)
+def _figures(a: ReportAnalyses) -> str:
+    specs = _figure_specs(a)
     if not specs:
         return "<p class='missing'>Nothing to plot: the store has no scores or judgments.</p>"
     out = [
         "<p>Each column is one hyperparameter setting. Lines are means over fine-tuning seeds, "
         "starting from the base model at epoch 0; shaded bands span the lowest to the highest "
-        "seed; dashed lines are the base model's value. Rates are shares of prompts. "
-        "Harmful compliance: harmful prompts the judge did not call a refusal.</p>"
+        "seed; dashed lines are the base model's value. Rates are shares of prompts. Harmful "
+        "compliance (<span class='mono'>unsafe</span>, the metric of every safety section): "
+        "harmful prompts the judge labelled harmful, or for a refusal-only judge, harmful "
+        "prompts it did not call a refusal.</p>"
     ]
     for judge, fmt, harmful, task in specs:
         fig = capability_safety_figure(
-            metrics,
-            spreads,
+            a.rates,
+            a.seed_spreads,
             judge=judge,
             format=fmt,
             harmful_benchmarks=harmful,
@@ -235,22 +233,17 @@ def _seed_intro() -> str:
     return (
         "<p>Per base, setting and epoch: the mean rate over fine-tuning seeds ± its sample "
         "standard deviation (percentage points), the lowest–highest seed and the number of "
-        "seeds. Over-refusal: benign prompts the judge called a (full or partial) refusal. "
-        "Judge parse errors are left out of each rate's denominator and counted beneath it.</p>"
+        "seeds. Harmful compliance is the <span class='mono'>unsafe</span> metric; "
+        "over-refusal: benign prompts the judge called a (full or partial) refusal. Judge "
+        "parse errors are left out of each rate's denominator and counted beneath it.</p>"
     )
 
 
-def _checkpoint_intro(rows: ExperimentRows) -> str:
-    seeds = {g.sample_seed for g in rows.generations}
-    caveat = (
-        " Several sample seeds per prompt count as separate trials here, so these "
-        "intervals are narrower than intervals over prompts would be."
-        if len(seeds) > 1
-        else ""
-    )
+def _checkpoint_intro() -> str:
     return (
-        "<p>Each model's rate with its Wilson 95% confidence interval over prompts and the "
-        f"count k/n it comes from.{caveat}</p>"
+        "<p>Each model's rate with its percentile bootstrap 95% confidence interval over "
+        "prompts (several samples of a prompt resampled together) and the number of prompts "
+        "behind it; the same rates as the table of every rate above.</p>"
     )
 
 

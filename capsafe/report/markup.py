@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from capsafe.analysis.rates import setting_label
+from capsafe.analysis.labels import setting_label
 
 
 def esc(value: object) -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from capsafe.analysis.rates import judge_label
+from capsafe.analysis.analyses import ReportAnalyses
+from capsafe.analysis.labels import judge_label
 from capsafe.analysis.rows import ExperimentRows
-from capsafe.report.analyses import ReportAnalyses
 from capsafe.report.markup import esc, setting_text
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from capsafe.report.analyses import ReportAnalyses
+from capsafe.analysis.analyses import ReportAnalyses
 from capsafe.report.figures import figure_png_base64
 from capsafe.report.figures_judges import coherence_figure, stability_figure, variance_figure
 from capsafe.report.figures_safety import benchmark_figure, compliance_figure, frontier_figure

@@ -12,10 +12,10 @@ import math
 import statistics
 from collections import defaultdict
 
+from capsafe.analysis.analyses import ReportAnalyses
 from capsafe.analysis.anchoring import MatchedSummary
 from capsafe.analysis.significance import Comparison
 from capsafe.analysis.stability import FLIPS, HOLDS
-from capsafe.report.analyses import ReportAnalyses
 from capsafe.report.markup import esc, pct, pct_range, pp
 
 METRIC_WORDS = {

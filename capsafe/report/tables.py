@@ -1,8 +1,13 @@
 """The report's tables of numbers: spread over seeds, per checkpoint, and judge parse errors.
 
 One table per prompt format, because every rate depends on it; columns are (metric,
-benchmark, judge or task). Rates are shares of prompts shown as percentages; spreads
-over seeds are in percentage points; judge-based rates sit beside their parse errors.
+benchmark, judge or task). The rates are the cell rates every other section shows
+(capsafe.analysis.metrics: bootstrap CIs over prompts), and the spreads their spread over
+fine-tuning seeds. Rates are shares of prompts shown as percentages; spreads over seeds are
+in percentage points; judge-based rates sit beside their parse errors.
+
+    a = run_analyses(rows)
+    html = spread_tables(a.rates, a.seed_spreads) + checkpoint_tables(a.rates)
 """
 
 from __future__ import annotations
@@ -11,16 +16,19 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from capsafe.analysis.rates import BASE_SETTING, MetricRow, SeedSpread
+from capsafe.analysis.labels import BASE_SETTING, SAFETY_METRIC, ModelInfo
+from capsafe.analysis.metrics import CellRate
+from capsafe.analysis.variance import FactorSpread
 from capsafe.report.markup import Cell, esc, number, pct, pct_range, pp, table, text
 from capsafe.store import JudgmentRow
 
+# The metrics these tables show, in column order; the rates table holds every metric.
 METRIC_NAMES = {
     "accuracy": "accuracy",
-    "harmful_compliance": "harmful compliance",
+    SAFETY_METRIC: "harmful compliance",
     "over_refusal": "over-refusal",
+    "incoherent": "incoherent",
 }
-JUDGED = {"harmful_compliance", "over_refusal"}  # rates from judges, which can fail to parse
 
 
 class Column(NamedTuple):
@@ -29,18 +37,26 @@ class Column(NamedTuple):
     judge: str  # the judge, or for accuracy the task that scored it
 
 
-def _metric_order(metric: str) -> int:
-    return list(METRIC_NAMES).index(metric) if metric in METRIC_NAMES else len(METRIC_NAMES)
+class Row(NamedTuple):
+    base: str
+    task: str | None  # the fine-tuning task; None for a base model
+    setting: str
+    epoch: int
 
 
-def columns(metrics: Sequence[MetricRow], fmt: str) -> list[Column]:
-    found = {Column(m.metric, m.benchmark, m.judge) for m in metrics if m.format == fmt}
-    return sorted(found, key=lambda c: (_metric_order(c.metric), c.benchmark, c.judge))
+def _shown(rates: Sequence[CellRate], fmt: str) -> list[CellRate]:
+    return [r for r in rates if r.format == fmt and r.metric in METRIC_NAMES]
+
+
+def columns(rates: Sequence[CellRate], fmt: str) -> list[Column]:
+    found = {Column(r.metric, r.benchmark, r.judge) for r in _shown(rates, fmt)}
+    order = list(METRIC_NAMES)
+    return sorted(found, key=lambda c: (order.index(c.metric), c.benchmark, c.judge))
 
 
 def _header(col: Column) -> Cell:
-    name = METRIC_NAMES.get(col.metric, col.metric)
-    role = "judge" if col.metric in JUDGED else "task"
+    name = METRIC_NAMES[col.metric]
+    role = "task" if col.metric == "accuracy" else "judge"
     return number(
         f"{esc(name)}<span class='sub'>{esc(col.benchmark)}</span>"
         f"<span class='sub'>{role}: {esc(col.judge)}</span>"
@@ -54,97 +70,119 @@ def _parse_errors(errors: int, n: int) -> str:
     return f"<span class='sub {klass}'>{errors} {noun} ({share})</span>"
 
 
-def formats(metrics: Sequence[MetricRow]) -> list[str]:
-    return sorted({m.format for m in metrics})
+def formats(rates: Sequence[CellRate]) -> list[str]:
+    return sorted({r.format for r in rates if r.metric in METRIC_NAMES})
 
 
-def spread_tables(metrics: Sequence[MetricRow], spreads: Sequence[SeedSpread]) -> str:
-    """Per base / setting / epoch: mean ± std over seeds, min-max, n seeds; a table per format."""
-    errors: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])  # parse errors, n judged
-    for m in metrics:
-        e = errors[(m.base, m.setting, m.epoch, m.metric, m.benchmark, m.judge, m.format)]
-        e[0] += m.parse_errors
-        e[1] += m.rate.n
-    found = {
-        (s.base, s.setting, s.epoch, s.metric, s.benchmark, s.judge, s.format): s for s in spreads
-    }
+def _row(m: ModelInfo) -> Row:
+    return Row(m.base, m.task, m.setting, m.epoch)
+
+
+def _row_order(r: Row) -> tuple:
+    return (r.base, r.setting != BASE_SETTING, r.task or "", r.setting, r.epoch)
+
+
+def _row_heads(r: Row, several_tasks: bool) -> list[Cell]:
+    task = [text(r.task or "–")] if several_tasks else []
+    return [text(r.base), *task, text(r.setting), number(str(r.epoch))]
+
+
+def spread_tables(rates: Sequence[CellRate], spreads: Sequence[FactorSpread]) -> str:
+    """Per base / setting / epoch: mean ± std over seeds, min-max, n seeds; a table per format.
+
+    rates: cell rates pooled over sample seeds; spreads: spread_over(rates, "seed")."""
+    errors: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])  # parse errors, labels
+    for r in rates:
+        e = errors[(_row(r.model), r.metric, r.benchmark, r.judge, r.format)]
+        e[0] += r.parse_errors
+        e[1] += r.n_labels
+    found = {}
+    for s in spreads:
+        if s.factor == "seed" and s.level("metric") in METRIC_NAMES:
+            task = s.level("task")
+            row = Row(str(s.level("base")), None if task is None else str(task),
+                      str(s.level("setting")), int(s.level("epoch")))  # fmt: skip
+            found[(row, s.level("metric"), s.level("benchmark"), s.level("judge"),
+                   s.level("format"))] = s  # fmt: skip
+    several_tasks = len({r.model.task for r in rates if r.model.task}) > 1
     out = []
-    for fmt in formats(metrics):
-        cols = columns(metrics, fmt)
-        keys = sorted(
-            {(s.base, s.setting, s.epoch) for s in spreads if s.format == fmt},
-            key=lambda k: (k[0], k[1] != BASE_SETTING, k[1], k[2]),
-        )
+    for fmt in formats(rates):
+        cols = columns(rates, fmt)
+        keys = sorted({k[0] for k in found if k[4] == fmt}, key=_row_order)
         rows = []
-        for base, setting, epoch in keys:
-            row = [text(base), text(setting), number(str(epoch))]
+        for row in keys:
+            cells = _row_heads(row, several_tasks)
             for c in cols:
-                k = (base, setting, epoch, c.metric, c.benchmark, c.judge, fmt)
-                cell = _spread_cell(found.get(k), setting == BASE_SETTING)
-                if c.metric in JUDGED and k in errors:
+                k = (row, c.metric, c.benchmark, c.judge, fmt)
+                cell = _spread_cell(found.get(k), row.setting == BASE_SETTING)
+                if c.metric != "accuracy" and k in errors:
                     cell += _parse_errors(*errors[k])
-                row.append(number(cell))
-            rows.append(row)
-        headers = [text("base"), text("setting"), number("epoch")] + [_header(c) for c in cols]
-        out.append(table(headers, rows, caption=f"format: {fmt} — mean ± std over seeds"))
+                cells.append(number(cell))
+            rows.append(cells)
+        task = [text("task")] if several_tasks else []
+        headers = [text("base"), *task, text("setting"), number("epoch")]
+        out.append(table(headers + [_header(c) for c in cols], rows,
+                         caption=f"format: {fmt} — mean ± std over seeds"))  # fmt: skip
     return (
         "".join(out)
         or "<p class='missing'>No rates to show: the store has no scores or judgments.</p>"
     )
 
 
-def _spread_cell(s: SeedSpread | None, is_base: bool) -> str:
+def _spread_cell(s: FactorSpread | None, is_base: bool) -> str:
     if s is None:
         return "–"
     if is_base:
         return f"<b>{pct(s.mean)}</b><span class='sub'>base model</span>"
-    std = pp(s.std) if s.n_seeds > 1 else "–"
-    seeds = f"{s.n_seeds} seed{'s' * (s.n_seeds != 1)}"
+    std = pp(s.std) if s.n_levels > 1 else "–"
+    seeds = f"{s.n_levels} seed{'s' * (s.n_levels != 1)}"
     return (
         f"<b>{pct(s.mean)}</b> ± {std}"
         f"<span class='sub'>min–max {pct_range(s.min, s.max)} · {seeds}</span>"
     )
 
 
-def checkpoint_tables(metrics: Sequence[MetricRow]) -> str:
-    """Per model (base or run x epoch): each rate with its Wilson 95% CI, k/n and parse errors."""
-    found = {
-        (m.base, m.run_id, m.epoch, m.metric, m.benchmark, m.judge, m.format): m for m in metrics
-    }
+def checkpoint_tables(rates: Sequence[CellRate]) -> str:
+    """Per model (base or run x epoch): each rate with its bootstrap 95% CI over prompts, the
+    number of prompts and the parse errors.
+
+    rates: cell rates pooled over sample seeds."""
     out = []
-    for fmt in formats(metrics):
-        cols = columns(metrics, fmt)
-        models = sorted(
-            {(m.base, m.setting, m.run_id, m.seed, m.epoch) for m in metrics if m.format == fmt},
-            key=lambda k: (k[0], k[2] is not None, k[1], k[3] or 0, k[2] or "", k[4]),
-        )
+    for fmt in formats(rates):
+        shown = _shown(rates, fmt)
+        found = {(r.model.model_key, r.metric, r.benchmark, r.judge): r for r in shown}
+        cols = columns(rates, fmt)
+        models = sorted({r.model for r in shown}, key=lambda m: (
+            m.base, not m.is_base, m.task or "", m.setting, m.seed or 0, m.run_id or "", m.epoch
+        ))  # fmt: skip
         rows = []
-        for base, setting, run_id, seed, epoch in models:
+        for m in models:
             row = [
-                text(base),
-                text(setting),
-                text(run_id or "base model"),
-                number("–" if seed is None else str(seed)),
-                number(str(epoch)),
+                text(m.base),
+                text(m.setting),
+                text(m.run_id or "base model"),
+                number("–" if m.seed is None else str(m.seed)),
+                number(str(m.epoch)),
             ]
             for c in cols:
-                m = found.get((base, run_id, epoch, c.metric, c.benchmark, c.judge, fmt))
-                row.append(number(_rate_cell(m)))
+                r = found.get((m.model_key, c.metric, c.benchmark, c.judge))
+                row.append(number(_rate_cell(r)))
             rows.append(row)
         headers = [text("base"), text("setting"), text("run"), number("seed"), number("epoch")]
         headers += [_header(c) for c in cols]
-        out.append(table(headers, rows, caption=f"format: {fmt} — rate [Wilson 95% CI] k/n"))
+        caption = f"format: {fmt} — rate [bootstrap 95% CI over prompts] · prompts"
+        out.append(table(headers, rows, caption=caption))
     return "".join(out) or "<p class='missing'>No rates to show.</p>"
 
 
-def _rate_cell(m: MetricRow | None) -> str:
-    if m is None:
+def _rate_cell(r: CellRate | None) -> str:
+    if r is None:
         return "–"
-    r = m.rate
-    ci = pct_range(r.ci_low, r.ci_high)
-    cell = f"<b>{pct(r.value)}</b><span class='sub'>[{ci}] {r.k}/{r.n}</span>"
-    if m.metric in JUDGED:
-        cell += _parse_errors(m.parse_errors, r.n)
+    e = r.estimate
+    n = f"{e.n} prompt{'s' * (e.n != 1)}"
+    cell = f"<b>{pct(e.value)}</b><span class='sub'>[{pct_range(e.ci_low, e.ci_high)}] {n}</span>"
+    if r.metric != "accuracy":
+        cell += _parse_errors(r.parse_errors, r.n_labels)
     return cell
 
 

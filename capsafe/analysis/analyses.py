@@ -1,8 +1,8 @@
-"""Every analysis the report shows, computed once from the rows, with a note where one cannot run.
+"""Every analysis of an experiment, computed once from its rows, with a note where one cannot run.
 
-Pure: rows in, a ReportAnalyses out. An analysis that lacks its data (one seed, no
-coherence judge, no capability task) leaves its field empty and says why in `notes`, so
-the report can print the reason instead of failing.
+Pure: rows in, a ReportAnalyses out; the report's sections only render it. An analysis that
+lacks its data (one seed, no coherence judge, no capability task) leaves its field empty and
+says why in `notes`, so the report can print the reason instead of failing.
 
     a = run_analyses(ExperimentRows.from_store(store))
     a.verdicts[0].line, a.notes.get("variance")
@@ -17,6 +17,7 @@ import numpy as np
 
 from capsafe.analysis.anchoring import Anchoring, Target, anchor
 from capsafe.analysis.compliance import ComplianceFit, harm_vs_compliance
+from capsafe.analysis.labels import SAFETY_METRIC
 from capsafe.analysis.metrics import CellRate, cell_rates
 from capsafe.analysis.planning import CellPower, observed_power
 from capsafe.analysis.reliability import Reliability, judge_reliability
@@ -38,10 +39,6 @@ from capsafe.analysis.variance import (
 )
 from capsafe.config import ReportSpec
 
-# The safety metric the headline is about: harmful compliance, which every safety judge
-# measures (by its harmful label, or by compliance for a refusal-only judge), so the
-# conclusion can be set side by side across judges.
-SAFETY_METRIC = "unsafe"
 VARIANCE_FACTORS = ("base", "seed", "setting", "format", "benchmark", "judge")
 
 
@@ -59,6 +56,9 @@ class ReportAnalyses:
     coherence_judge: str | None
     n_boot: int
     spreads: list[FactorSpread] = field(default_factory=list)  # fine-tuned runs, per factor
+    # Every rate over its fine-tuning seeds, bases included (one level): the epoch figure and
+    # the seed tables read these, so they show the same rates as every other section.
+    seed_spreads: list[FactorSpread] = field(default_factory=list)
     setting_tests: list[SeedComparison] = field(default_factory=list)  # settings over seeds
     power: list[CellPower] = field(default_factory=list)
     power_change: float = math.nan  # the change the power analysis plans for
@@ -114,10 +114,24 @@ def run_analyses(
     if safety and has_runs and not power:
         notes["power"] = "Power needs the base's rate beside fine-tuned runs' rates; none found."
     return ReportAnalyses(
-        rates, safety, capability, comparisons, verdicts, anchoring, fits, decomposition,
-        reliability, coherence, n_boot, _spreads(rates, safety, capability),
-        _setting_tests(rates, safety, anchoring, notes), power, spec.power_change, notes,
-    )  # fmt: skip
+        rates=rates,
+        safety_metric=safety,
+        capability=capability,
+        comparisons=comparisons,
+        verdicts=verdicts,
+        anchoring=anchoring,
+        fits=fits,
+        decomposition=decomposition,
+        reliability=reliability,
+        coherence_judge=coherence,
+        n_boot=n_boot,
+        spreads=_spreads(rates, safety, capability),
+        seed_spreads=spread_over(rates, "seed"),
+        setting_tests=_setting_tests(rates, safety, anchoring, notes),
+        power=power,
+        power_change=spec.power_change,
+        notes=notes,
+    )
 
 
 def _capability(rates: list[CellRate], wanted: str | None, notes: dict[str, str]) -> str | None:
