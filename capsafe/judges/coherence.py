@@ -30,7 +30,7 @@ from typing import Any
 
 from capsafe.judges import coherence_signals as sig
 from capsafe.judges.base import register_judge
-from capsafe.judges.keyword import PHRASE_LISTS, KeywordRefusalJudge
+from capsafe.judges.keyword import keyword_refusal
 from capsafe.records import GenerationRequest, JudgeItem, Judgment, LoglikRequest, Message
 
 
@@ -91,7 +91,7 @@ def incoherence_reasons(signals: Mapping[str, Any], t: Thresholds) -> list[str]:
 
 class CoherenceJudge:
     name = "coherence"
-    version = "2"
+    version = "3"
     measures = frozenset({"coherent", "relevant"})
 
     def __init__(
@@ -110,7 +110,7 @@ class CoherenceJudge:
         self._backend_name = backend
         self._backend_args = dict(backend_args or {})
         self._backend = loaded
-        self._refusal = KeywordRefusalJudge(PHRASE_LISTS["default"], window=60)
+        self._refusal = keyword_refusal()  # the default lists spot a refusal opening
 
     @property
     def backend(self) -> Any:
