@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +39,17 @@ def canonical(value: Any) -> Any:
 
 def canonical_json(value: Any) -> str:
     return json.dumps(canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# Judge arguments that say how a judge runs, not what it answers (how many items a forward
+# pass holds, which environment variable holds an endpoint's key). They are no part of a
+# judge's identity: not of its judgment keys, not of its label in the analyses.
+RUNTIME_JUDGE_ARGS = frozenset({"batch_size", "api_key_env"})
+
+
+def judge_identity_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    """A judge's arguments without the runtime ones (RUNTIME_JUDGE_ARGS)."""
+    return {k: v for k, v in args.items() if k not in RUNTIME_JUDGE_ARGS}
 
 
 def digest(**parts: Any) -> str:

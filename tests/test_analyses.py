@@ -8,7 +8,7 @@ import pytest
 from capsafe.analysis.agreement import fleiss_kappa
 from capsafe.analysis.anchoring import Target, anchor
 from capsafe.analysis.compliance import harm_vs_compliance
-from capsafe.analysis.labels import cell_labels
+from capsafe.analysis.labels import cell_labels, judge_label
 from capsafe.analysis.metrics import cell_rates
 from capsafe.analysis.planning import observed_power
 from capsafe.analysis.power import prompts_needed_paired, prompts_needed_unpaired, seeds_needed
@@ -17,6 +17,7 @@ from capsafe.analysis.significance import across_seeds, between_models, versus_b
 from capsafe.analysis.stability import FLIPS, HOLDS, INCONCLUSIVE, stability
 from capsafe.analysis.stats import holm, mcnemar_exact
 from capsafe.analysis.variance import decompose, spread_over
+from capsafe.keys import judge_identity_args
 from tests.helpers.experiment_rows import RowBuilder
 
 
@@ -126,6 +127,12 @@ def test_judge_arguments_are_their_own_judge_and_seeds_spread_per_epoch():
     assert s.std == pytest.approx(math.sqrt((2 / 3 - s.mean) ** 2 + (1 - s.mean) ** 2))
     with pytest.raises(KeyError, match="not held fixed"):
         s.level("seed")
+
+
+def test_arguments_that_do_not_change_verdicts_are_no_part_of_a_judge_label():
+    assert judge_label("llama_guard_3", '{"batch_size":32,"model":"g"}') == "llama_guard_3(model=g)"
+    assert judge_label("strongreject", '{"api_key_env":"K"}') == "strongreject"
+    assert judge_identity_args({"batch_size": 8, "device": "cpu"}) == {"device": "cpu"}
 
 
 def test_duplicate_labels_are_an_error():

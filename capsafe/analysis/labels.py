@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from capsafe.analysis.rows import ExperimentRows
+from capsafe.keys import judge_identity_args
 from capsafe.store import JudgmentRow
 
 BINARY_METRICS = ("harmful", "refusal", "unsafe", "over_refusal", "incoherent", "accuracy")
@@ -52,8 +53,9 @@ def setting_label(hparams_json: str) -> str:
 
 @functools.cache  # called once per judgment by several analyses; the args repeat
 def judge_label(name: str, args_json: str) -> str:
-    """A judge's name, with its arguments when it has any (two configurations, two labels)."""
-    args = json.loads(args_json)
+    """A judge's name, with its arguments when it has any (two configurations, two labels);
+    arguments that do not change its verdicts (batch_size, ...) are left out."""
+    args = judge_identity_args(json.loads(args_json))
     if not args:
         return name
     return f"{name}(" + ", ".join(f"{k}={v}" for k, v in sorted(args.items())) + ")"
