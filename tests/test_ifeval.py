@@ -203,3 +203,16 @@ def test_sentences():
     assert split_sentences("The U.S.A. is big. Yes.") == ["The U.S.A. is big.", "Yes."]
     assert count_sentences("Wait... what? Fine.") == 2
     assert count_sentences("We met in the U.S. It rained. See www.example.com now.") == 3
+
+
+def test_list_markers_before_lower_case_end_no_sentence():
+    # As NLTK's Punkt (the official count_sentences) splits them: a number's period breaks
+    # only before a capital, so "1. drink water" is one sentence with its marker.
+    assert count_sentences("Tips:\n1. drink water\n2. sleep well\n3. eat greens") == 1
+    assert split_sentences("Tips:\n1. Drink water.\n2. Sleep.") == [
+        "Tips: 1.",
+        "Drink water.",
+        "2.",
+        "Sleep.",
+    ]
+    assert count_sentences("I have 3. you have 4.") == 1

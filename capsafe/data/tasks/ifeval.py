@@ -59,7 +59,7 @@ def loose_variants(response: str) -> list[str]:
 
 class IFEval:
     name = NAME
-    version = "1"
+    version = "2"  # 2: list markers before lower case end no sentence (as Punkt)
     scoring: Scoring = "generate"
 
     def __init__(

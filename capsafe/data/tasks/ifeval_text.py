@@ -4,8 +4,9 @@
 They follow the definitions of google-research's instruction_following_eval
 (instructions_util.py): a word is a run of \\w characters; sentences are split after
 . ! ? with common abbreviations, decimals and initials protected; newlines do not end a
-sentence. Language detection is langdetect's, seeded so a response always gets the same
-verdict.
+sentence; a number's period before a lower-case word ("1. drink water", a list marker)
+ends none, as in the official count_sentences, which is NLTK's Punkt. Language detection
+is langdetect's, seeded so a response always gets the same verdict.
 
     >>> count_sentences("Dr. Smith paid $3.50. He left! Why?")
     3
@@ -24,6 +25,7 @@ _ABBREVIATION = re.compile(
 _SITE = re.compile(r"\.(?=(?:com|net|org|io|gov|edu|me)\b)")
 _INITIALS = re.compile(r"\b((?:[A-Za-z]\.){2,})")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+")
+_NUMBER_BEFORE_LOWER = re.compile(r"(?<![\w.])(\d[\d,]*)\.(?=\s+[a-z])")
 _DOT = "\x00"
 
 
@@ -56,6 +58,10 @@ def split_sentences(text: str) -> list[str]:
         text,
     )
     text = re.sub(r"\.\.\.", _DOT * 3, text)  # an ellipsis trails off, it does not end
+    # A number's period before a lower-case word ends no sentence: the official checker's
+    # Punkt tokenizer reads "1. drink water" (a list marker) as one sentence, because its
+    # ordinal heuristic (Kiss & Strunk 2006, sec. 4.1.3) needs a capital to break there.
+    text = _NUMBER_BEFORE_LOWER.sub(lambda m: m.group(1) + _DOT, text)
     parts = _SENTENCE_END.split(text)
     return [p.replace(_DOT, ".").strip() for p in parts if p.strip()]
 
