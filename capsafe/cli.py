@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from capsafe import __version__
 
@@ -141,6 +142,53 @@ def _cmd_organism_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pairs(values: Sequence[str] | None, flag: str, form: str) -> list[tuple[str, str]]:
+    """KEY=VALUE command-line items as pairs; anything else is one clear error."""
+    out = []
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag} {item!r}: expected {form}")
+        out.append((key, value))
+    return out
+
+
+AUDIT_COLUMNS = ("prompt", "response", "labels", "id", "category", "adjudicated")
+
+
+def _audit_inputs(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
+    """The audit's judges and their arguments, every option checked before anything runs."""
+    if bool(args.preset) == bool(args.file):
+        raise ValueError("judges audit needs exactly one of --preset or --file")
+    if args.preset and not args.data:
+        raise ValueError(f"--preset {args.preset} needs --data (the data set's folder)")
+    if args.file and (args.column is None):
+        raise ValueError("--file needs --column prompt=... --column response=... "
+                         "--column labels=...")  # fmt: skip
+    for key, _ in _pairs(args.column, "--column", "FIELD=COLUMN"):
+        if key not in AUDIT_COLUMNS:
+            raise ValueError(f"--column {key}=...: unknown field (known: {list(AUDIT_COLUMNS)})")
+    _pairs(args.label_map, "--label-map", "THEIRS=OURS")
+    if args.limit is not None and args.limit <= 0:
+        raise ValueError(f"--limit must be a positive number of items, got {args.limit}")
+    names = args.judge or ["keyword_refusal"]
+    try:
+        judge_args = json.loads(args.judge_args) if args.judge_args else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--judge-args is not valid JSON ({err.msg})") from None
+    if not isinstance(judge_args, dict) or not all(
+        isinstance(v, dict) for v in judge_args.values()
+    ):
+        raise ValueError('--judge-args must map judge names to arguments, e.g. '
+                         '\'{"keyword_refusal": {"phrase_list": "gcg"}}\'')  # fmt: skip
+    unknown = sorted(set(judge_args) - set(names))
+    if unknown:
+        raise ValueError(f"--judge-args names {unknown}, which no --judge gives (judges: {names})")
+    if args.split_by is not None and args.split_by not in names:
+        raise ValueError(f"--split-by {args.split_by!r} is not one of the --judge names {names}")
+    return names, judge_args
+
+
 def _cmd_judges_audit(args: argparse.Namespace) -> int:
     from capsafe.audit.labelled import load_labelled, load_preset
     from capsafe.audit.render import (
@@ -154,26 +202,26 @@ def _cmd_judges_audit(args: argparse.Namespace) -> int:
     from capsafe.audit.run import audit, judge_all
     from capsafe.judges import JUDGES
     from capsafe.models import resolve_judge_args
+    from capsafe.progress import quiet_libraries
 
-    if bool(args.preset) == bool(args.file):
-        raise ValueError("judges audit needs exactly one of --preset or --file")
+    names, judge_args = _audit_inputs(args)
+    if args.quiet:
+        quiet_libraries()
     if args.preset:
-        if not args.data:
-            raise ValueError(f"--preset {args.preset} needs --data (the data set's folder)")
         labelled = load_preset(args.preset, Path(args.data))
     else:
-        columns: dict[str, object] = {}
-        for item in args.column or []:
-            key, _, value = item.partition("=")
-            columns[key] = value.split("+") if key == "labels" else value
-        label_map = dict(x.split("=", 1) for x in args.label_map or [])
+        columns: dict[str, object] = {
+            k: v.split("+") if k == "labels" else v
+            for k, v in _pairs(args.column, "--column", "FIELD=COLUMN")
+        }
         labelled = load_labelled(
-            Path(args.file), dimension=args.dimension, columns=columns, label_map=label_map
+            Path(args.file),
+            dimension=args.dimension,
+            columns=columns,
+            label_map=dict(_pairs(args.label_map, "--label-map", "THEIRS=OURS")),
         )
     if args.limit:
-        labelled = type(labelled)(labelled.name, labelled.dimension, labelled.items[: args.limit])
-    judge_args = json.loads(args.judge_args) if args.judge_args else {}
-    names = args.judge or ["keyword_refusal"]
+        labelled = labelled.head(args.limit)
     organism = Path(args.organism_dir)
     judges = {
         n: JUDGES.create(n, **resolve_judge_args(judge_args.get(n, {}), organism)) for n in names
@@ -181,6 +229,8 @@ def _cmd_judges_audit(args: argparse.Namespace) -> int:
     split_by = args.split_by or next(
         (n for n, j in judges.items() if "coherent" in j.measures), None
     )
+    if split_by is not None and "coherent" not in judges[split_by].measures:
+        raise ValueError(f"--split-by {split_by!r}: that judge does not measure coherence")
     verdicts = judge_all(judges, labelled, progress=not args.quiet)
     result = audit(labelled, verdicts, {n: j.measures for n, j in judges.items()}, split_by)
     print("\n".join(summary_lines(result)))

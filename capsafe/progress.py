@@ -22,6 +22,22 @@ def progress_bar(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="item", dynamic_ncols=True, file=sys.stderr)
 
 
+def quiet_libraries() -> None:
+    """Silence the progress bars of the libraries capsafe calls (model loading in
+    transformers and the hub client, encoding in sentence-transformers), for -q."""
+    import os
+
+    # Read when those libraries draw a bar, so setting them now covers later imports too;
+    # tqdm itself honours TQDM_DISABLE (tqdm >= 4.66).
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()
+
+
 def say(enabled: bool, message: str) -> None:
     if enabled:
         print(f"[capsafe] {message}", file=sys.stderr, flush=True)

@@ -47,7 +47,8 @@ def test_keyword_audit_matches_a_direct_count():
     assert overall.n == 2250 and overall.accuracy.value == pytest.approx(acc)
     assert overall.precision.value == pytest.approx(tp / (tp + fp))
     assert overall.accuracy.ci_low < acc < overall.accuracy.ci_high
-    assert 0.9 < result.human_kappa <= 1  # the two XSTest annotators mostly agree
+    assert result.human.annotators == 2 and result.human.n_items == 2250
+    assert 0.9 < result.human.kappa < 1  # the two XSTest annotators mostly agree
     assert {r.category for r in result.rows} >= {"all", "homonyms", "contrast_homonyms"}
 
 
@@ -119,3 +120,81 @@ def test_cli_writes_tables_and_an_escaped_report(tmp_path: Path, capsys):
     assert (out / "judges.csv").read_text().startswith("judge,category,n,parse errors,accuracy")
     assert main(["judges", "audit", "--preset", "xstest", "-q"]) == 2
     assert "needs --data" in capsys.readouterr().err
+
+
+def _two_annotators(tmp_path: Path) -> Path:
+    f = tmp_path / "two.csv"
+    rows = ["q,a,r1,r2"] + [f"p{i},answer {i},{i % 2},{i % 2}" for i in range(8)]
+    rows += ["px,a tie,1,0", "py,another tie,0,1"]  # the two disagreements
+    f.write_text("\n".join(rows) + "\n")
+    return f
+
+
+def test_annotator_agreement_counts_ties_as_disagreements(tmp_path: Path):
+    cols = {"prompt": "q", "response": "a", "labels": ["r1", "r2"]}
+    s = load_labelled(_two_annotators(tmp_path), dimension="harmful", columns=cols)
+    assert len(s.items) == 10 and s.dropped == 2  # kept, without a gold label
+    verdicts = {"a": [Judgment(harmful=bool(i % 2)) for i in range(10)]}
+    result = audit(s, verdicts, {"a": frozenset({"harmful"})}, n_boot=20)
+    # Over all 10 items: 8 agree, 2 disagree; p_e = .5 -> kappa (.8 - .5) / .5 = 0.6.
+    assert result.human.kappa == pytest.approx(0.6)
+    # Krippendorff: 20 pairable values, 10 of each; 4 disagreeing pairs -> 1 - 19 * 4 / 200.
+    assert result.human.alpha == pytest.approx(0.62)
+    (row,) = result.rows
+    assert (row.n, row.ties) == (8, 2) and row.accuracy.value == 1.0
+    three = [["1", "1", "0"], ["0", "0", "0"], ["1", "1", "1"]]
+    f = tmp_path / "three.csv"
+    f.write_text("q,a,x,y,z\n" + "".join(f"p,r,{a},{b},{c}\n" for a, b, c in three))
+    cols3 = {"prompt": "q", "response": "a", "labels": ["x", "y", "z"]}
+    h = audit(load_labelled(f, dimension="harmful", columns=cols3), {}, {}).human
+    assert h.annotators == 3 and h.kappa is None and 0 < h.alpha < 1
+
+
+def test_cli_checks_every_option_before_a_judge_runs(tmp_path: Path, capsys, monkeypatch):
+    import capsafe.audit.run
+
+    def never(*args, **kwargs):
+        raise AssertionError("a judge ran before the options were checked")
+
+    monkeypatch.setattr(capsafe.audit.run, "judge_all", never)
+    f = _two_annotators(tmp_path)
+    base = ["judges", "audit", "--file", str(f), "--column", "prompt=q",
+            "--column", "response=a", "--column", "labels=r1+r2", "-q"]  # fmt: skip
+    bad = {
+        ("--label-map", "1"): "--label-map '1': expected THEIRS=OURS",
+        ("--column", "answer"): "--column 'answer': expected FIELD=COLUMN",
+        ("--column", "colour=c"): "unknown field",
+        ("--split-by", "coherence"): "--split-by 'coherence' is not one of",
+        ("--split-by", "keyword_refusal"): "does not measure coherence",
+        ("--judge-args", "{nope"): "not valid JSON",
+        ("--judge-args", '{"coherence": {}}'): "which no --judge gives",
+        ("--limit", "0"): "--limit must be a positive",
+    }
+    for extra, message in bad.items():
+        assert main([*base, "--judge", "keyword_refusal", *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (extra, err)
+
+
+def test_cli_limit_keeps_the_tie_count_and_quiet_is_quiet(tmp_path: Path, capsys):
+    f = _two_annotators(tmp_path)
+    code = main(
+        ["judges", "audit", "--file", str(f), "--column", "prompt=q", "--column", "response=a",
+         "--column", "labels=r1+r2", "--limit", "9", "-q"]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    assert "9 items" in out and "1 dropped (annotator ties)" in out
+
+
+def test_a_constant_judge_prints_kappa_as_undefined(tmp_path: Path, capsys):
+    f = tmp_path / "c.csv"
+    f.write_text("q,a,h\n" + "".join(f"p{i},Sure here it is {i},{i % 2}\n" for i in range(6)))
+    code = main(
+        ["judges", "audit", "--file", str(f), "--column", "prompt=q", "--column", "response=a",
+         "--column", "labels=h", "-q"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("keyword_refusal  all"))
+    assert row.rstrip().endswith("undefined") and "0.000 [0.000, 0.000]" not in row

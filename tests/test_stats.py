@@ -134,6 +134,16 @@ def test_cohen_kappa_hand_and_sklearn():
     x, y = rng.integers(0, 3, 60).tolist(), rng.integers(0, 3, 60).tolist()
     assert cohen_kappa(x, y) == pytest.approx(cohen_kappa_score(x, y))
     assert cohen_kappa([1, None, 0], [1, 0, 0]) == 1.0  # the unlabelled item drops
+    # A rater that gives one label: the formula's 0 would read as certain, so undefined.
+    assert math.isnan(cohen_kappa([1, 1, 1, 1], [1, 0, 1, 0]))
+    assert math.isnan(cohen_kappa([0, 0], [0, 0]))
+
+
+def test_a_constant_judge_has_no_kappa_and_no_zero_width_interval():
+    human = [[1], [0], [1], [0], [1], [1]]
+    (row,) = audit_judges(human, {"always": [1] * 6}, n_boot=200)
+    assert row.accuracy.value == pytest.approx(4 / 6) and row.recall.value == 1.0
+    assert math.isnan(row.kappa.value) and math.isnan(row.kappa.ci_low)
 
 
 def test_fleiss_kappa_hand_and_statsmodels():
@@ -193,8 +203,8 @@ def test_pairwise_majority_and_audit():
     assert overall.accuracy.value == 0.5 and overall.precision.value == 0.5
     assert overall.recall.value == 0.5 and overall.f1.value == 0.5
     assert overall.kappa.value == pytest.approx(cohen_kappa([1, 1, 0, 0], [1, 0, 1, 0]))
-    x = rows[("j", "x")]  # truth 1, 1; judge 1, 0: every truth positive, so kappa is 0
-    assert (x.recall.value, x.precision.value, x.kappa.value) == (0.5, 1.0, 0.0)
+    x = rows[("j", "x")]  # truth 1, 1; judge 1, 0: humans give one label, kappa undefined
+    assert (x.recall.value, x.precision.value) == (0.5, 1.0) and math.isnan(x.kappa.value)
     assert rows[("j", "y")].n == 2 and rows[("j", "y")].accuracy.value == 0.5
 
 

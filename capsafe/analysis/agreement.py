@@ -1,6 +1,7 @@
 """Agreement between raters (judges, humans) on plain label lists.
 
-- cohen_kappa(a, b): two raters, any hashable labels; None (no label, parse error) pairs drop.
+- cohen_kappa(a, b): two raters, any hashable labels; None (no label, parse error) pairs drop;
+  undefined (NaN) when a rater gives one label only.
 - fleiss_kappa(ratings): items x raters, the same number of labels per item.
 - krippendorff_alpha(ratings): nominal alpha, items x raters, None for missing.
 - pairwise_kappa(labels_by_judge): every pair of judges, labels aligned by item.
@@ -23,7 +24,11 @@ Label = Hashable
 
 
 def cohen_kappa(a: Sequence[Label | None], b: Sequence[Label | None]) -> float:
-    """Cohen's kappa of two raters over the items both labelled; NaN when undefined."""
+    """Cohen's kappa of two raters over the items both labelled.
+
+    NaN when undefined: no items, or a rater that gives one label only. Such a rater's
+    kappa is 0 by the formula, but it says nothing about agreement beyond chance, so it
+    is reported as undefined rather than as a certain 0."""
     if len(a) != len(b):
         raise ValueError(f"label lists differ in length: {len(a)} vs {len(b)}")
     pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
@@ -32,9 +37,9 @@ def cohen_kappa(a: Sequence[Label | None], b: Sequence[Label | None]) -> float:
         return math.nan
     observed = sum(x == y for x, y in pairs) / n
     ca, cb = Counter(x for x, _ in pairs), Counter(y for _, y in pairs)
+    if len(ca) < 2 or len(cb) < 2:
+        return math.nan
     expected = sum(ca[k] * cb[k] for k in ca) / (n * n)
-    if expected == 1:
-        return 1.0 if observed == 1 else math.nan  # one label used by both: kappa undefined
     return (observed - expected) / (1 - expected)
 
 

@@ -38,7 +38,11 @@ class JudgeAudit(NamedTuple):
 
 
 def _metrics(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray) -> np.ndarray:
-    """Rows of (accuracy, precision, recall, F1, kappa) from confusion counts (NaN if undefined)."""
+    """Rows of (accuracy, precision, recall, F1, kappa) from confusion counts (NaN if undefined).
+
+    Kappa is undefined, as in capsafe.analysis.agreement.cohen_kappa, when the judge or the
+    humans give one label only: the formula's 0 there would read as a certain "no better
+    than chance", and a bootstrap of it as a zero-width interval."""
     n = tp + fp + fn + tn
     with np.errstate(divide="ignore", invalid="ignore"):
         acc = (tp + tn) / n
@@ -46,7 +50,8 @@ def _metrics(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray) -> 
         rec = tp / (tp + fn)
         f1 = 2 * tp / (2 * tp + fp + fn)
         pe = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / (n * n)
-        kappa = (acc - pe) / (1 - pe)
+        one_label = (tp + fp == 0) | (fn + tn == 0) | (tp + fn == 0) | (fp + tn == 0)
+        kappa = np.where(one_label, np.nan, (acc - pe) / (1 - pe))
     return np.stack([acc, prec, rec, f1, kappa], axis=-1)
 
 

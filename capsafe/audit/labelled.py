@@ -3,9 +3,10 @@
 A labelled set holds items with one or more human labels each, on one dimension:
 "harmful" (labels "1"/"0": a harmful instance of the behaviour or not) or "refusal"
 (labels "full" / "partial" / "none"). The gold label is the annotators' majority (ties
-go to the file's adjudicated label when it has one, else the item is dropped and
-counted). Any CSV/JSON/JSONL file works with a column mapping; two presets read the
-human-labelled sets the field uses in their upstream formats.
+go to the file's adjudicated label when it has one, else the item has no gold label: it
+stays in the set, so the annotators' agreement is measured on every item, and judges are
+scored on the others). Any CSV/JSON/JSONL file works with a column mapping; two presets
+read the human-labelled sets the field uses in their upstream formats.
 
     labelled = load_preset("xstest", Path("../shared/datasets/xstest"))
     labelled = load_labelled(Path("mine.csv"), dimension="refusal",
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +34,7 @@ class LabelledItem:
     prompt: str
     response: str
     labels: tuple[str, ...]  # one per annotator, in LABELS[dimension]
-    gold: str  # the majority (or adjudicated) label
+    gold: str | None  # the majority (or adjudicated) label; None: annotators tie
     category: str | None = None
     source: str = ""  # which file or subset (e.g. the model that wrote the response)
 
@@ -42,8 +43,16 @@ class LabelledItem:
 class LabelledSet:
     name: str
     dimension: Dimension
-    items: list[LabelledItem]
-    dropped: int = 0  # items without a gold label (annotator ties, no adjudication)
+    items: list[LabelledItem]  # every item read, with or without a gold label
+
+    @property
+    def dropped(self) -> int:
+        """Items without a gold label (annotator ties, no adjudication): not scored."""
+        return sum(i.gold is None for i in self.items)
+
+    def head(self, n: int) -> LabelledSet:
+        """The first n items (for a quick audit), everything else as it was."""
+        return replace(self, items=self.items[:n])
 
 
 def gold_label(labels: Sequence[str], adjudicated: str | None = None) -> str | None:
@@ -115,17 +124,14 @@ def _from_rows(
     label_map: Mapping[str, str],
     source: str = "",
 ) -> LabelledSet:
-    items, dropped = [], 0
+    items = []
     for row in rows:
         ident, prompt, response, raw_labels, category, adjudicated = fields(row)
         labels = tuple(_normalise(v, dimension, label_map, row.where) for v in raw_labels)
         adj = _normalise(adjudicated, dimension, label_map, row.where) if adjudicated else None
         gold = gold_label(labels, adj)
-        if gold is None:
-            dropped += 1
-            continue
         items.append(LabelledItem(ident, prompt, response, labels, gold, category, source))
-    return LabelledSet(name, dimension, items, dropped)
+    return LabelledSet(name, dimension, items)
 
 
 # --- presets ------------------------------------------------------------------------
@@ -144,7 +150,7 @@ def xstest_completions(folder: Path) -> LabelledSet:
     files = sorted((folder / "model_completions").glob("xstest_v2_completions_*.csv"))
     if not files:
         raise DataFileError(f"{folder}: no model_completions/xstest_v2_completions_*.csv")
-    items, dropped = [], 0
+    items = []
     for f in files:
         model = f.stem.removeprefix("xstest_v2_completions_")
         part = _from_rows(
@@ -163,8 +169,7 @@ def xstest_completions(folder: Path) -> LabelledSet:
             source=model,
         )
         items += part.items
-        dropped += part.dropped
-    return LabelledSet("xstest_completions", "refusal", items, dropped)
+    return LabelledSet("xstest_completions", "refusal", items)
 
 
 def harmbench_val(folder: Path) -> LabelledSet:

@@ -16,7 +16,9 @@ METRICS = ("accuracy", "precision", "recall", "f1", "kappa")
 
 def _fmt(e: Estimate) -> str:
     if math.isnan(e.value):
-        return "–"
+        # Items were scored but the metric has no value on them (kappa of a judge or of
+        # humans that give one label, precision of a judge that never says positive).
+        return "undefined" if e.n else "–"
     lo, hi = ("?" if math.isnan(x) else f"{x:.3f}" for x in (e.ci_low, e.ci_high))
     return f"{e.value:.3f} [{lo}, {hi}]"
 
@@ -74,8 +76,13 @@ def summary_lines(result: AuditResult) -> list[str]:
         f"labelled set {s.name}: {len(s.items)} items, dimension {s.dimension!r}"
         + (f", {s.dropped} dropped (annotator ties)" if s.dropped else ""),
     ]
-    if result.human_kappa is not None:
-        lines.append(f"human annotators 1 vs 2: Cohen's kappa {_kappa(result.human_kappa)}")
+    h = result.human
+    if h is not None:
+        kappa = "" if h.kappa is None else f"Cohen's kappa {_kappa(h.kappa)}, "
+        lines.append(
+            f"human annotators ({h.annotators}, on all {h.n_items} items, ties counted as "
+            f"disagreements): {kappa}Krippendorff's alpha {_kappa(h.alpha)}"
+        )
     lines += [f"skipped {j}: {why}" for j, why in result.skipped.items()]
     lines += [f"{j}: scored on 'harmful' by compliance (not refused)" for j in result.proxies]
     if result.split_by:
@@ -103,7 +110,8 @@ def as_html(result: AuditResult, command: str) -> str:
         "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in summary_lines(result)) + "</ul>",
         f"<p>Reproduce: <code>{esc(command)}</code></p>",
         "<p>Metrics against the human gold label with 95% percentile-bootstrap intervals "
-        "over items; parse errors are left out of each judge's n and counted beside.</p>",
+        "over items; parse errors are left out of each judge's n and counted beside. "
+        "Kappa is undefined where the judge (or the humans) give one label only.</p>",
         _html_table(judge_table(result), "Each judge against the human labels"),
         _html_table(judge_table(result, None), "Per category"),
         _html_table(agreement_table(result), "Agreement between judges"),

@@ -16,8 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from capsafe.analysis.agreement import PairAgreement, cohen_kappa, fleiss_kappa, pairwise_kappa
+from capsafe.analysis.agreement import (
+    PairAgreement,
+    cohen_kappa,
+    fleiss_kappa,
+    krippendorff_alpha,
+    pairwise_kappa,
+)
 from capsafe.analysis.audit import JudgeAudit, audit_judges
 from capsafe.audit.labelled import LabelledSet
 from capsafe.judges.base import Judge
@@ -35,6 +42,15 @@ class AgreementSplit:
     fleiss: float | None  # over items every judge labelled; None with fewer than 2 judges
 
 
+class HumanAgreement(NamedTuple):
+    """How far the annotators agree, on every item of the set (binary, as audited)."""
+
+    annotators: int  # the most labels any item has
+    n_items: int  # items with at least two labels
+    kappa: float | None  # Cohen's kappa of annotators 1 and 2; None with more than two
+    alpha: float  # Krippendorff's alpha (nominal) over all annotators
+
+
 @dataclass(frozen=True)
 class AuditResult:
     labelled: LabelledSet
@@ -42,7 +58,7 @@ class AuditResult:
     skipped: dict[str, str]  # judge -> why it was not audited
     rows: list[JudgeAudit]
     agreement: list[AgreementSplit]
-    human_kappa: float | None  # first two annotators' Cohen's kappa, where there are two
+    human: HumanAgreement | None  # None when no item has two labels
     split_by: str | None
     proxies: list[str]  # judges scored on "harmful" by compliance (not refused)
 
@@ -98,7 +114,8 @@ def audit(
     if split_by is not None and "coherent" not in measures.get(split_by, frozenset()):
         raise ValueError(f"--split-by {split_by!r}: that judge does not measure coherence")
     labels = {j: [binary_label(v, dim) for v in verdicts[j]] for j in audited}
-    human = [[human_binary(i.gold, dim)] for i in labelled.items]
+    # An item without a gold label (annotators tie) is counted as a tie, never scored.
+    human = [[None if i.gold is None else human_binary(i.gold, dim)] for i in labelled.items]
     categories = [i.category or "(none)" for i in labelled.items]
     has_categories = any(i.category for i in labelled.items)
     rows = audit_judges(
@@ -112,13 +129,23 @@ def audit(
             ("incoherent", [i for i, c in enumerate(coherent) if c is False]),
         ]
     agreement = [_agreement(name, idx, labels) for name, idx in splits]
-    two = [i.labels[:2] for i in labelled.items if len(i.labels) >= 2]
-    human_kappa = (
-        cohen_kappa([human_binary(a, dim) for a, _ in two], [human_binary(b, dim) for _, b in two])
-        if two
-        else None
+    human_agreement = annotator_agreement(labelled)
+    return AuditResult(
+        labelled, audited, skipped, rows, agreement, human_agreement, split_by, proxies
     )
-    return AuditResult(labelled, audited, skipped, rows, agreement, human_kappa, split_by, proxies)
+
+
+def annotator_agreement(labelled: LabelledSet) -> HumanAgreement | None:
+    """The annotators' agreement on every item, ties included: on two-annotator data the
+    items without a majority are exactly the disagreements, so leaving them out would
+    make any set look unanimous."""
+    dim = labelled.dimension
+    rated = [[human_binary(x, dim) for x in i.labels] for i in labelled.items if len(i.labels) > 1]
+    if not rated:
+        return None
+    annotators = max(len(r) for r in rated)
+    kappa = cohen_kappa([r[0] for r in rated], [r[1] for r in rated]) if annotators == 2 else None
+    return HumanAgreement(annotators, len(rated), kappa, krippendorff_alpha(rated))
 
 
 def _agreement(
