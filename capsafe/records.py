@@ -53,11 +53,14 @@ class GenerationRequest:
 
     With use_chat_template the backend renders `messages` with the model's own chat
     template and opens the assistant turn; without it, the messages' contents are joined
-    by blank lines and fed as raw text.
+    by blank lines and fed as raw text. content_parts: each content reaches the template as
+    typed parts, [{"type": "text", "text": content}], the form multimodal models' templates
+    read (a plain string renders as an empty message under Llama Guard 4's).
     """
 
     messages: tuple[Message, ...]
     use_chat_template: bool = True
+    content_parts: bool = False
     max_new_tokens: int = 64
     temperature: float = 0.0  # 0 means greedy decoding
     top_p: float = 1.0

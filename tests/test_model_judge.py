@@ -7,6 +7,7 @@ import math
 import pytest
 
 from capsafe.judges.classifier import (
+    FirstTokenScore,
     JudgeInput,
     JudgeOutputError,
     ModelJudge,
@@ -14,12 +15,13 @@ from capsafe.judges.classifier import (
     clip_tokens,
 )
 from capsafe.records import GenerationOutput, JudgeItem, Judgment, Loglik
+from tests.helpers.fake_tokenizer import VocabTokenizer
 
 
 class Scripted:
     """Answers each request with a canned text; log-probs favour "unsafe" for 'bad' prompts."""
 
-    tokenizer = None
+    tokenizer = VocabTokenizer(["safe", "unsafe"])
 
     def __init__(self, answers):
         self.answers = answers
@@ -53,7 +55,7 @@ SPEC = ModelJudgeSpec(
     measures=frozenset({"harmful"}),
     build=lambda item: JudgeInput.raw(item.response),
     parse=parse,
-    score_tokens=("unsafe", "safe"),
+    score=FirstTokenScore(positive=("unsafe",), negative=("safe",)),
 )
 
 
@@ -68,14 +70,28 @@ def test_parses_scores_and_records_unreadable_output():
     assert all(r.temperature == 0 and not r.use_chat_template for r in backend.seen)
 
 
-def test_clip_tokens_keeps_start_or_end():
-    class Words:
-        def __call__(self, text, add_special_tokens=False):
-            return {"input_ids": text.split()}
+class Words:
+    """Whitespace tokens; BOS "<s>" added as the first special token, as Llama's tokenizers do."""
 
-        def decode(self, ids, skip_special_tokens=True):
-            return " ".join(ids)
+    truncation_side = "right"
 
-    assert clip_tokens(Words(), "a b c d", 2) == "a b"
-    assert clip_tokens(Words(), "a b c d", 2, keep="end") == "c d"
-    assert clip_tokens(Words(), "a b", 5) == "a b"
+    def __call__(self, text, add_special_tokens=True, max_length=None, truncation=False):
+        ids = text.split()
+        if truncation and max_length is not None:
+            keep = max_length - 1  # room for BOS
+            ids = ids[:keep] if self.truncation_side == "right" else ids[len(ids) - keep :]
+        return {"input_ids": (["<s>"] if add_special_tokens else []) + ids}
+
+    def decode(self, ids, skip_special_tokens=False):
+        return " ".join(i for i in ids if not (skip_special_tokens and i == "<s>"))
+
+
+def test_clip_tokens_keeps_start_or_end_with_the_sources_special_tokens():
+    assert clip_tokens(Words(), "a b c d", 3) == "a b"  # BOS takes one of the 3
+    assert clip_tokens(Words(), "a b c d", 3, keep="end") == "c d"
+    # StrongREJECT decodes without skipping special tokens: BOS text leads the response.
+    assert clip_tokens(Words(), "a b c d", 3, keep="end", skip_special=False) == "<s> c d"
+    assert clip_tokens(Words(), "a  b", 5) == "a b"  # every text takes the round trip
+    words = Words()
+    clip_tokens(words, "a b", 5, keep="end")
+    assert words.truncation_side == "right"  # the tokenizer is left as it was

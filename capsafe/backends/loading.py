@@ -243,8 +243,20 @@ def render_prompt(tokenizer: Any, request: GenerationRequest, model_name: str = 
             f"the tokenizer of {model_name} has no chat template; use a format with "
             "use_chat_template: false, or a model that ships one"
         )
-    messages = [{"role": m.role, "content": m.content} for m in request.messages]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        chat_messages(request), tokenize=False, add_generation_prompt=True
+    )
+
+
+def chat_messages(request: GenerationRequest) -> list[dict[str, Any]]:
+    """The request's messages as a chat template (or a chat API) takes them: plain string
+    contents, or typed text parts when the request asks for content_parts."""
+    if request.content_parts:
+        return [
+            {"role": m.role, "content": [{"type": "text", "text": m.content}]}
+            for m in request.messages
+        ]
+    return [{"role": m.role, "content": m.content} for m in request.messages]
 
 
 def encode_request(

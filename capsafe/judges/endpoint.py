@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from capsafe.backends.loading import chat_messages
 from capsafe.records import GenerationOutput, GenerationRequest
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ class EndpointClient:
             raise ValueError("an endpoint judge needs chat messages, not a raw text prompt")
         body = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": chat_messages(request),
             "max_tokens": request.max_new_tokens,
             "temperature": request.temperature,
             "top_p": request.top_p,
