@@ -22,6 +22,24 @@ SHARED_DATASETS = Path(
 )
 
 
+# The judge models' own chat templates and tokenizers, read in place (see its README.md and
+# each folder's PROVENANCE.md for what is genuine).
+SHARED_JUDGE_TOKENIZERS = Path(
+    os.environ.get("CAPSAFE_SHARED_JUDGE_TOKENIZERS", REPO.parent / "shared" / "judge_tokenizers")
+)
+
+
+@pytest.fixture(scope="session")
+def judge_tokenizers() -> Path:
+    """SHARED_JUDGE_TOKENIZERS, or a skip saying where they were looked for."""
+    if not SHARED_JUDGE_TOKENIZERS.is_dir():
+        pytest.skip(
+            f"judge tokenizers not found at {SHARED_JUDGE_TOKENIZERS} "
+            "(set CAPSAFE_SHARED_JUDGE_TOKENIZERS)"
+        )
+    return SHARED_JUDGE_TOKENIZERS
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     """SHARED_DATASETS, or a skip saying where they were looked for."""
