@@ -257,6 +257,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     registry = {"judges": JUDGES, "backends": BACKENDS, "prompt-sets": PROMPT_SETS, "tasks": TASKS}
     for name in registry[args.what].names():
         print(name)
+        if args.verbose and args.what == "judges":
+            from capsafe.judges.sources import describe as judge_source
+
+            print("".join(f"    {line}\n" for line in judge_source(name)), end="")
     return 0
 
 
@@ -423,6 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     lister = sub.add_parser("list", help="list registered judges, backends, prompt sets or tasks")
     lister.add_argument("what", choices=["judges", "backends", "prompt-sets", "tasks"])
+    lister.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="for judges: the source each was checked against, and which could not be verified",
+    )
     lister.set_defaults(func=_cmd_list)
     return parser
 

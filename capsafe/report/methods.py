@@ -11,11 +11,27 @@ from collections import defaultdict
 from capsafe.analysis.analyses import ReportAnalyses
 from capsafe.analysis.labels import judge_label
 from capsafe.analysis.rows import ExperimentRows
+from capsafe.judges.sources import OWN, judge_source
 from capsafe.report.markup import esc, setting_text
 
 
 def _list(items: list[str]) -> str:
     return ", ".join(esc(i) for i in items) or "none"
+
+
+def _sources(names: list[str]) -> str:
+    """Which judges' prompts were checked against their sources, and which not."""
+    found = {n: judge_source(n) for n in names}
+    checked = [n for n, s in found.items() if s is not None and s.verified]
+    unverified = [
+        f"{n} ({s.gaps})" if s is not None and s.gaps else f"{n} (no source recorded)"
+        for n, s in found.items()
+        if (s is None or not s.verified) and n not in OWN
+    ]
+    out = f"Prompts checked against the judges' own sources: {_list(checked)}."
+    if unverified:
+        out += f" <b>Unverified judges</b>: {_list(unverified)}."
+    return out
 
 
 def methods_section(rows: ExperimentRows, a: ReportAnalyses) -> str:
@@ -44,7 +60,7 @@ def methods_section(rows: ExperimentRows, a: ReportAnalyses) -> str:
         f"{_list([str(s) for s in sample_seeds])}.",
         f"<b>Judges.</b> {_list(judges)}; capability scorers {_list(scorers)}. Unparseable "
         "judge outputs are kept as parse errors, left out of each rate's denominator and "
-        "counted beside it.",
+        "counted beside it. " + _sources(sorted({j.judge for j in rows.judgments})),
         f"<b>Rates.</b> Share of labelled responses with a percentile bootstrap 95% CI "
         f"({a.n_boot} resamples of prompts; several samples of a prompt stay together).",
         f"<b>Tests.</b> Each checkpoint against its base on {esc(a.safety_metric or 'no metric')}"
