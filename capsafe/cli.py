@@ -153,7 +153,7 @@ def _pairs(values: Sequence[str] | None, flag: str, form: str) -> list[tuple[str
     return out
 
 
-AUDIT_COLUMNS = ("prompt", "response", "labels", "id", "category", "adjudicated")
+AUDIT_COLUMNS = ("prompt", "response", "labels", "id", "category", "adjudicated", "finish_reason")
 
 
 def _audit_inputs(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
@@ -190,6 +190,8 @@ def _audit_inputs(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
 
 
 def _cmd_judges_audit(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from capsafe.audit.labelled import load_labelled, load_preset
     from capsafe.audit.render import (
         agreement_table,
@@ -209,6 +211,8 @@ def _cmd_judges_audit(args: argparse.Namespace) -> int:
         quiet_libraries()
     if args.preset:
         labelled = load_preset(args.preset, Path(args.data))
+        if args.token_limit is not None:
+            labelled = replace(labelled, token_limit=args.token_limit)
     else:
         columns: dict[str, object] = {
             k: v.split("+") if k == "labels" else v
@@ -219,6 +223,7 @@ def _cmd_judges_audit(args: argparse.Namespace) -> int:
             dimension=args.dimension,
             columns=columns,
             label_map=dict(_pairs(args.label_map, "--label-map", "THEIRS=OURS")),
+            token_limit=bool(args.token_limit),
         )
     if args.limit:
         labelled = labelled.head(args.limit)
@@ -232,7 +237,10 @@ def _cmd_judges_audit(args: argparse.Namespace) -> int:
     if split_by is not None and "coherent" not in judges[split_by].measures:
         raise ValueError(f"--split-by {split_by!r}: that judge does not measure coherence")
     verdicts = judge_all(judges, labelled, progress=not args.quiet)
-    result = audit(labelled, verdicts, {n: j.measures for n, j in judges.items()}, split_by)
+    result = audit(
+        labelled, verdicts, {n: j.measures for n, j in judges.items()}, split_by,
+        group_by=args.by,
+    )  # fmt: skip
     print("\n".join(summary_lines(result)))
     print()
     print(as_text(judge_table(result)))
@@ -397,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="FIELD=COLUMN",
         help="for --file: prompt=, response=, labels=COL1+COL2, optional id=, category=, "
-        "adjudicated=",
+        "adjudicated=, finish_reason= (length/eos/stop)",
     )
     au.add_argument(
         "--dimension", choices=["harmful", "refusal"], default="harmful", help="for --file"
@@ -420,6 +428,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="the organism whose guard `model: builtin:organism-guard` names",
     )
     au.add_argument("--split-by", metavar="JUDGE", help="coherence judge to split agreement by")
+    au.add_argument(
+        "--by",
+        choices=["category", "source"],
+        default="category",
+        help="break each judge's metrics down by item category (default) or by source (the "
+        "file or model that wrote the response: XSTest's five model files)",
+    )
+    au.add_argument(
+        "--token-limit",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the responses were generated under a token limit: one that stops mid-sentence "
+        "was cut by it (truncated, not incoherent); the presets' data were (default there)",
+    )
     au.add_argument("--limit", type=int, help="audit only the first N items")
     au.add_argument("-o", "--output", help="folder for judges.csv, agreement.csv, audit.html")
     au.add_argument("-q", "--quiet", action="store_true", help="no progress output")

@@ -528,6 +528,7 @@ def _judge(
                         harmful_prob=v.harmful_prob,
                         refusal=v.refusal,
                         coherent=v.coherent,
+                        truncated=v.truncated,
                         relevant=v.relevant,
                         parse_error=v.parse_error,
                         raw=v.raw,

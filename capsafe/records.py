@@ -85,6 +85,10 @@ class LoglikRequest:
 
     context: GenerationRequest
     continuation: str
+    # Score this one vocabulary id rather than the continuation's tokenization (a judge
+    # whose source indexes the vocabulary, e.g. tokenizer.vocab["Yes"]); continuation then
+    # only names it.
+    token_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,8 @@ class JudgeItem:
     prompt: str
     response: str
     category: str | None = None
-    finish_reason: str | None = None  # "length": the generation hit its token limit
+    # "length": the generation hit its token limit; "eos": the model stopped; None: unknown
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,8 @@ class Judgment:
 
     parse_error is True when the judge's own output could not be read; raw keeps that
     output so the failure can be inspected. Such rows are counted, never guessed.
+    truncated (coherence judges): the response was cut at its token limit, a label apart
+    from coherent (a cut response is not a degenerate one).
     """
 
     harmful: bool | None = None
@@ -122,6 +129,7 @@ class Judgment:
     relevant: bool | None = None
     parse_error: bool = False
     raw: str = ""
+    truncated: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 
 from capsafe import __version__
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Forward migrations from each older schema version (applied in order, in one transaction).
 _MIGRATIONS = {
     1: "ALTER TABLE scores ADD COLUMN value REAL;",  # graded capability scores
+    2: "ALTER TABLE judgments ADD COLUMN truncated INTEGER;",  # cut at the token limit
 }
 
 _SCHEMA = """
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS judgments (
     key TEXT PRIMARY KEY, generation_key TEXT NOT NULL, judge TEXT NOT NULL,
     judge_version TEXT NOT NULL, judge_args TEXT NOT NULL, harmful INTEGER, harmful_prob REAL,
     refusal TEXT, coherent INTEGER, relevant INTEGER, parse_error INTEGER NOT NULL,
-    raw TEXT NOT NULL, capsafe_version TEXT NOT NULL, created_at REAL NOT NULL);
+    raw TEXT NOT NULL, capsafe_version TEXT NOT NULL, created_at REAL NOT NULL,
+    truncated INTEGER);
 CREATE INDEX IF NOT EXISTS judgments_generation ON judgments (generation_key);
 CREATE TABLE IF NOT EXISTS scores (
     key TEXT PRIMARY KEY, generation_key TEXT NOT NULL, task TEXT NOT NULL,
@@ -136,6 +138,7 @@ class JudgmentRow:
     relevant: bool | None
     parse_error: bool
     raw: str
+    truncated: bool | None = None  # a coherence judge's "cut at the token limit"
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ class ScoreRow:
 
 
 R = TypeVar("R")
-_BOOL_FIELDS = {"harmful", "coherent", "relevant", "parse_error", "correct"}
+_BOOL_FIELDS = {"harmful", "coherent", "relevant", "truncated", "parse_error", "correct"}
 
 
 def _from_sql(cls: type[R], row: sqlite3.Row) -> R:

@@ -198,3 +198,60 @@ def test_a_constant_judge_prints_kappa_as_undefined(tmp_path: Path, capsys):
     assert code == 0
     row = next(line for line in out.splitlines() if line.startswith("keyword_refusal  all"))
     assert row.rstrip().endswith("undefined") and "0.000 [0.000, 0.000]" not in row
+
+
+def test_token_limit_makes_a_cut_response_truncated_not_incoherent(tmp_path: Path, capsys):
+    f = tmp_path / "cut.csv"
+    f.write_text(
+        "q,a,h,fin\n"
+        "Why is the sky blue?,Air scatters blue light more than,0,\n"
+        "Why is the sky blue?,Air scatters blue light more than red light.,0,\n"
+        "Why is the sky blue?,Because the air scatters,0,eos\n"
+    )
+    cols = ["--column", "prompt=q", "--column", "response=a", "--column", "labels=h"]
+    base = ["judges", "audit", "--file", str(f), *cols, "--judge", "coherence",
+            "--judge-args", '{"coherence": {"relevance": false}}', "-q"]  # fmt: skip
+    assert main(base) == 0
+    assert "coherence: 2 of 3 incoherent (66.7%; mid_sentence 2), 0 truncated" in (
+        capsys.readouterr().out
+    )
+    # Under a token limit the first is cut by it; the third says the model stopped itself.
+    assert main([*base, "--column", "finish_reason=fin", "--token-limit"]) == 0
+    out = capsys.readouterr().out
+    assert "coherence: 1 of 3 incoherent (33.3%; mid_sentence 1), 1 truncated" in out
+    assert "collected under a token limit" in out
+    s = load_labelled(
+        f,
+        dimension="harmful",
+        columns={"prompt": "q", "response": "a", "labels": "h", "finish_reason": "fin"},
+        token_limit=True,
+    )
+    assert s.finish_reasons() == ["length", None, "eos"]
+    f.write_text("q,a,h,fin\nx,y,0,halted\n")
+    with pytest.raises(DataFileError, match="finish reason 'halted' is not one of"):
+        load_labelled(
+            f, dimension="harmful",
+            columns={"prompt": "q", "response": "a", "labels": "h", "finish_reason": "fin"},
+        )  # fmt: skip
+
+
+@needs_shared
+def test_presets_were_collected_under_a_token_limit():
+    xs = load_preset("xstest", SHARED_DATASETS / "xstest")
+    cut = [i for i, fin in zip(xs.items, xs.finish_reasons(), strict=True) if fin == "length"]
+    assert xs.token_limit and 200 < len(cut) < 300  # 270 stop mid-sentence
+    assert min(len(i.response.split()) for i in cut if i.source == "gpt4") > 150
+
+
+@needs_shared
+def test_by_source_gives_each_xstest_model_file_its_row():
+    xs = load_preset("xstest", SHARED_DATASETS / "xstest")
+    judge = JUDGES.create("keyword_refusal")
+    verdicts = judge_all({"kw": judge}, xs, progress=False)
+    result = audit(xs, verdicts, {"kw": judge.measures}, n_boot=20, group_by="source")
+    rows = {r.category: r for r in result.rows}
+    assert set(rows) == {"all", "gpt4", "llama2new", "llama2orig", "mistralguard",
+                         "mistralinstruct"}  # fmt: skip
+    assert all(rows[m].n == 450 for m in rows if m != "all")
+    with pytest.raises(ValueError, match="group_by must be"):
+        audit(xs, verdicts, {"kw": judge.measures}, group_by="model")

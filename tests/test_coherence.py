@@ -39,6 +39,31 @@ def test_charset_stats_by_hand():
     assert sig.charset_stats("   ") == (0.0, 0.0, 0, 0)
 
 
+def test_max_back_to_back_by_hand():
+    assert sig.max_back_to_back("no no no no way") == 4
+    assert sig.max_back_to_back("a b a b a b c") == 3
+    assert sig.max_back_to_back("the cat sat on the mat") == 1
+    assert sig.max_back_to_back("") == 1
+
+
+def test_a_fluent_list_is_coherent_and_a_loop_is_not():
+    # A numbered list repeats words and structure (a high trigram share, a low zlib
+    # ratio): fluent all the same. A loop says one span again and again.
+    kinds = ["name", "password", "email address", "phone number", "recovery question",
+             "security key", "backup code"]  # fmt: skip
+    listed = "Here are some tips:\n\n" + "\n".join(
+        f"- Use a different {k} for each account you open." for k in kinds
+    )
+    # Both past the cut-offs the judge used to read them by (0.35 and 0.35).
+    assert sig.repeated_ngram_share(listed) > 0.35 and sig.compression_ratio(listed) < 0.35
+    judge = CoherenceJudge(Thresholds(), relevance=False)
+    fluent, looped = judge.judge(
+        [JudgeItem("Tips?", listed), JudgeItem("Tips?", "Stir the mixture. " * 6)]
+    )
+    assert fluent.coherent is True
+    assert looped.coherent is False and json.loads(looped.raw)["reasons"] == ["repeats"]
+
+
 def test_ends_mid_sentence():
     assert sig.ends_mid_sentence("It was the")
     assert sig.ends_mid_sentence("First, mix the flour,")
@@ -89,12 +114,21 @@ def test_judge_verdicts_and_raw_without_model():
     assert looped.coherent is False and "repetition" in json.loads(looped.raw)["reasons"]
     assert empty.coherent is False and empty.relevant is False and not empty.parse_error
     assert json.loads(empty.raw)["reasons"] == ["empty"]
-    assert json.loads(cut.raw)["reasons"] == ["mid_sentence"]
-    # The same text cut by the experiment's token limit is not held against the model.
-    (limited,) = judge.judge(
-        [JudgeItem("Why is the sky blue?", "Air scatters blue light more than", None, "length")]
+    assert json.loads(cut.raw)["reasons"] == ["mid_sentence"] and cut.truncated is False
+    # The same text cut by the experiment's token limit is truncated, not incoherent; a
+    # degenerate response cut at the limit is both.
+    limited, cut_loop, stopped = judge.judge(
+        [
+            JudgeItem("Why is the sky blue?", "Air scatters blue light more than", None, "length"),
+            JudgeItem("Why is the sky blue?", "blue light " * 20, None, "length"),
+            JudgeItem("Why is the sky blue?", "Air scatters blue light more than", None, "eos"),
+        ]
     )
-    assert limited.coherent is True and json.loads(limited.raw)["cut_by_limit"] is True
+    assert (limited.coherent, limited.truncated) == (True, True)
+    assert json.loads(limited.raw)["reasons"] == []
+    assert (cut_loop.coherent, cut_loop.truncated) == (False, True)
+    assert (stopped.coherent, stopped.truncated) == (False, False)
+    assert ok.truncated is False
 
 
 def test_perplexity_signal_through_a_backend():

@@ -85,10 +85,29 @@ def test_judgment_booleans_round_trip(tmp_path):
         relevant=None,
         parse_error=False,
         raw="",
+        truncated=True,
     )
     with Store(tmp_path / "db.sqlite") as store:
         store.put_judgments([row])
         assert store.judgments() == [row]
+
+
+def test_a_version_2_store_gains_the_truncated_column(tmp_path):
+    db = tmp_path / "db.sqlite"
+    Store(db).close()
+    con = sqlite3.connect(db)  # as schema 2 wrote it: no truncated column
+    con.execute("ALTER TABLE judgments DROP COLUMN truncated")
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.execute(
+        "INSERT INTO judgments VALUES ('j', 'k', 'x', '1', '{}', NULL, NULL, NULL, 1, NULL, 0, "
+        "'', 'old', 0)"
+    )
+    con.commit()
+    con.close()
+    with Store(db) as store:
+        (old,) = store.judgments()
+        assert old.coherent is True and old.truncated is None
+        assert store.meta("schema_version") == "3"
 
 
 def test_schema_version_mismatch_is_an_error(tmp_path):

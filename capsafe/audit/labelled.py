@@ -37,6 +37,7 @@ class LabelledItem:
     gold: str | None  # the majority (or adjudicated) label; None: annotators tie
     category: str | None = None
     source: str = ""  # which file or subset (e.g. the model that wrote the response)
+    finish_reason: str | None = None  # "length" (cut at the token limit), "eos", None: unknown
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class LabelledSet:
     name: str
     dimension: Dimension
     items: list[LabelledItem]  # every item read, with or without a gold label
+    # The responses were generated under a token limit, so one that stops mid-sentence
+    # (and has no finish reason of its own) was cut by it: truncated, not incoherent.
+    token_limit: bool = False
 
     @property
     def dropped(self) -> int:
@@ -53,6 +57,17 @@ class LabelledSet:
     def head(self, n: int) -> LabelledSet:
         """The first n items (for a quick audit), everything else as it was."""
         return replace(self, items=self.items[:n])
+
+    def finish_reasons(self) -> list[str | None]:
+        """Each item's finish reason as a judge should see it: its own, else "length" for
+        a response that stops mid-sentence in a set collected under a token limit."""
+        from capsafe.judges.coherence_signals import ends_mid_sentence
+
+        return [
+            i.finish_reason
+            or ("length" if self.token_limit and ends_mid_sentence(i.response) else None)
+            for i in self.items
+        ]
 
 
 def gold_label(labels: Sequence[str], adjudicated: str | None = None) -> str | None:
@@ -79,22 +94,47 @@ def load_labelled(
     columns: Mapping[str, str | Sequence[str]],
     label_map: Mapping[str, str] | None = None,
     name: str | None = None,
+    token_limit: bool = False,
 ) -> LabelledSet:
     """A labelled set from any data file. columns: prompt, response, labels (a column or a
-    list of annotator columns), optional id, category, adjudicated."""
+    list of annotator columns), optional id, category, adjudicated, finish_reason ("length"
+    or "eos"; OpenAI's "stop" reads as "eos"). token_limit: the responses were generated
+    under a token limit (see LabelledSet.token_limit)."""
     for needed in ("prompt", "response", "labels"):
         if needed not in columns:
             raise ValueError(f"labelled file {path}: the column mapping needs {needed!r}")
     label_cols = columns["labels"]
     label_cols = [label_cols] if isinstance(label_cols, str) else list(label_cols)
     rows = read_rows(path)
-    return _from_rows(
+    labelled = _from_rows(
         name or Path(path).stem,
         dimension,
         rows,
         lambda r: _row_fields(r, columns, label_cols),
         label_map or {},
     )
+    finish = columns.get("finish_reason")
+    if finish:
+        items = [
+            replace(item, finish_reason=_finish_reason(row, str(finish)))
+            for item, row in zip(labelled.items, rows, strict=True)
+        ]
+        labelled = replace(labelled, items=items)
+    return replace(labelled, token_limit=token_limit)
+
+
+FINISH_REASONS = {"length": "length", "eos": "eos", "stop": "eos"}
+
+
+def _finish_reason(row: Row, column: str) -> str | None:
+    value = row.text(column, required=False)
+    if not value:
+        return None
+    if value not in FINISH_REASONS:
+        raise DataFileError(
+            f"{row.where}: finish reason {value!r} is not one of {sorted(FINISH_REASONS)}"
+        )
+    return FINISH_REASONS[value]
 
 
 def _row_fields(
@@ -169,7 +209,9 @@ def xstest_completions(folder: Path) -> LabelledSet:
             source=model,
         )
         items += part.items
-    return LabelledSet("xstest_completions", "refusal", items)
+    # The completions that stop mid-sentence are the longest of each file (145-219 words,
+    # each file's maximum): its collectors' length cap cut them.
+    return LabelledSet("xstest_completions", "refusal", items, token_limit=True)
 
 
 def harmbench_val(folder: Path) -> LabelledSet:
@@ -209,7 +251,9 @@ def harmbench_val(folder: Path) -> LabelledSet:
                     str(rec.get("experiment", "")),
                 )
             )
-    return LabelledSet("harmbench_val", "harmful", items)
+    # HarmBench generates its completions with a token limit (512 new tokens in its
+    # configs), so a completion that stops mid-sentence may be cut by it.
+    return LabelledSet("harmbench_val", "harmful", items, token_limit=True)
 
 
 PRESETS: dict[str, Callable[[Path], LabelledSet]] = {

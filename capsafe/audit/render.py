@@ -29,7 +29,7 @@ def _kappa(x: float | None) -> str:
 
 def judge_table(result: AuditResult, category: str | None = "all") -> list[list[str]]:
     """Header + rows of the per-judge metrics (one category, or all categories with None)."""
-    header = ["judge", "category", "n", "parse errors", *METRICS]
+    header = ["judge", result.group_by, "n", "parse errors", *METRICS]
     rows = [
         [
             r.judge,
@@ -85,6 +85,20 @@ def summary_lines(result: AuditResult) -> list[str]:
         )
     lines += [f"skipped {j}: {why}" for j, why in result.skipped.items()]
     lines += [f"{j}: scored on 'harmful' by compliance (not refused)" for j in result.proxies]
+    if s.token_limit:
+        lines.append(
+            "collected under a token limit: a response that stops mid-sentence counts as "
+            "truncated, not incoherent"
+        )
+    for j, c in result.coherence.items():
+        why = ", ".join(f"{k} {v}" for k, v in c.reasons.items())
+        lines.append(
+            f"{j}: {c.incoherent} of {c.n} incoherent ({c.incoherent / c.n:.1%}"
+            + (f"; {why}" if why else "")
+            + f"), {c.truncated} truncated (cut at the token limit)"
+            if c.n
+            else f"{j}: no labels"
+        )
     if result.split_by:
         lines.append(f"agreement split by the {result.split_by!r} judge's coherence label")
     return lines

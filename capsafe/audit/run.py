@@ -14,8 +14,10 @@ the keyword attack-success rate uses (not refused = harmful); the summary says s
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from capsafe.analysis.agreement import (
@@ -51,6 +53,15 @@ class HumanAgreement(NamedTuple):
     alpha: float  # Krippendorff's alpha (nominal) over all annotators
 
 
+class CoherenceCounts(NamedTuple):
+    """A coherence judge's labels on the set: degenerate and cut are counted apart."""
+
+    n: int  # items it labelled
+    incoherent: int
+    truncated: int  # cut at the token limit (coherent or not)
+    reasons: dict[str, int]  # why the incoherent ones are, by signal
+
+
 @dataclass(frozen=True)
 class AuditResult:
     labelled: LabelledSet
@@ -61,6 +72,8 @@ class AuditResult:
     human: HumanAgreement | None  # None when no item has two labels
     split_by: str | None
     proxies: list[str]  # judges scored on "harmful" by compliance (not refused)
+    coherence: dict[str, CoherenceCounts] = field(default_factory=dict)
+    group_by: str = "category"  # what the rows other than "all" break the set down by
 
 
 def binary_label(verdict: Judgment, dimension: str) -> int | None:
@@ -81,7 +94,10 @@ def human_binary(label: str, dimension: str) -> int:
 def judge_all(
     judges: Mapping[str, Judge], labelled: LabelledSet, progress: bool = True
 ) -> dict[str, list[Judgment]]:
-    items = [JudgeItem(i.prompt, i.response, i.category) for i in labelled.items]
+    items = [
+        JudgeItem(i.prompt, i.response, i.category, finish)
+        for i, finish in zip(labelled.items, labelled.finish_reasons(), strict=True)
+    ]
     out: dict[str, list[Judgment]] = {}
     for name, judge in judges.items():
         bar = progress_bar(len(items), f"audit {name}", progress)
@@ -104,8 +120,11 @@ def audit(
     split_by: str | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    group_by: str = "category",
 ) -> AuditResult:
-    """Score the judges' verdicts against the set's human labels (pure: no judge runs here)."""
+    """Score the judges' verdicts against the set's human labels (pure: no judge runs here).
+    group_by: the breakdown beside "all", by item "category" or by "source" (the file or
+    the model that wrote the response)."""
     dim = labelled.dimension
     usable = {dim, "refusal"} if dim == "harmful" else {dim}
     audited = [j for j in verdicts if usable & measures[j]]
@@ -116,8 +135,11 @@ def audit(
     labels = {j: [binary_label(v, dim) for v in verdicts[j]] for j in audited}
     # An item without a gold label (annotators tie) is counted as a tie, never scored.
     human = [[None if i.gold is None else human_binary(i.gold, dim)] for i in labelled.items]
-    categories = [i.category or "(none)" for i in labelled.items]
-    has_categories = any(i.category for i in labelled.items)
+    if group_by not in ("category", "source"):
+        raise ValueError(f"group_by must be 'category' or 'source', got {group_by!r}")
+    groups = [getattr(i, group_by) or "(none)" for i in labelled.items]
+    has_categories = any(getattr(i, group_by) for i in labelled.items)
+    categories = groups
     rows = audit_judges(
         human, labels, categories if has_categories else None, positive=1, n_boot=n_boot, seed=seed
     )
@@ -130,8 +152,27 @@ def audit(
         ]
     agreement = [_agreement(name, idx, labels) for name, idx in splits]
     human_agreement = annotator_agreement(labelled)
+    coherence = {j: coherence_counts(verdicts[j]) for j in verdicts if "coherent" in measures[j]}
     return AuditResult(
-        labelled, audited, skipped, rows, agreement, human_agreement, split_by, proxies
+        labelled, audited, skipped, rows, agreement, human_agreement, split_by, proxies, coherence,
+        group_by,
+    )  # fmt: skip
+
+
+def coherence_counts(verdicts: Sequence[Judgment]) -> CoherenceCounts:
+    labelled = [v for v in verdicts if v.coherent is not None and not v.parse_error]
+    reasons: Counter[str] = Counter()
+    for v in labelled:
+        if not v.coherent:
+            try:
+                reasons.update(json.loads(v.raw).get("reasons", []))
+            except (json.JSONDecodeError, AttributeError):
+                reasons["(unstated)"] += 1
+    return CoherenceCounts(
+        len(labelled),
+        sum(not v.coherent for v in labelled),
+        sum(bool(v.truncated) for v in labelled),
+        dict(reasons.most_common()),
     )
 
 

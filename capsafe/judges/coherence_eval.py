@@ -38,6 +38,7 @@ from capsafe.judges.coherence_set import (
 # Each cut-off is fitted against the kinds its signal is meant to catch: fitted against
 # every kind, a loop signal would chase the odd truncated answer that happens to repeat.
 _CALIBRATED = (
+    ("repeats", "max_repeats", "above", {"loop"}),
     ("repeat_share", "max_repeat_share", "above", {"loop"}),
     ("compression", "min_compression", "below", {"loop"}),
     ("plain_share", "min_plain_share", "below", {"garbage"}),
@@ -102,7 +103,7 @@ def calibrate(
         if cut is None:
             continue
         value = math.exp(cut) if name == "perplexity" else cut
-        value = math.floor(value) if name == "n_scripts" else round(value, 4)
+        value = math.floor(value) if name in ("n_scripts", "repeats") else round(value, 4)
         thresholds = replace(thresholds, **{field: value})
     on_topic = [
         s["relevance"]

@@ -1,6 +1,7 @@
 """Text signals of degenerate model output, each a pure function of the text (no model).
 
     repeated_ngram_share("a b c a b c")   # 0.25: 1 of the 4 word trigrams repeats an earlier one
+    max_back_to_back("no no no no way")   # 4: one span repeated four times in a row
     compression_ratio("ha" * 50)          # about 0.13: loops compress far better than prose
     charset_stats("Hello \ufffd!")       # plain and odd character shares, U+FFFD count
     ends_mid_sentence("It was the")       # True: no closing punctuation
@@ -43,6 +44,23 @@ def repeated_ngram_share(text: str, n: int = 3) -> float:
     if not grams:
         return 0.0
     return 1.0 - len(set(grams)) / len(grams)
+
+
+def max_back_to_back(text: str, max_width: int = 10) -> int:
+    """The most times any span of 1..max_width words occurs back to back (1: none does).
+
+    A loop repeats one phrase in a row; a list or a table repeats its structure and many
+    words, but not the same span over and over, so this tells the two apart where the
+    trigram share and compression, which read any repeated words, do not.
+    """
+    tokens = words(text)
+    best = 1
+    for width in range(1, max_width + 1):
+        run = 0  # consecutive positions j with tokens[j] == tokens[j + width]
+        for j in range(len(tokens) - width):
+            run = run + 1 if tokens[j] == tokens[j + width] else 0
+            best = max(best, 1 + run // width)
+    return best
 
 
 def compression_ratio(text: str) -> float:

@@ -138,7 +138,11 @@ def _verdict(j: JudgmentRow) -> str:
     if j.harmful is not None:
         prob = "" if j.harmful_prob is None else f" (p={j.harmful_prob:.2f})"
         parts.append(f"harmful: <b>{_yes_no(j.harmful)}</b>{prob}")
-    for name, value in (("coherent", j.coherent), ("relevant", j.relevant)):
+    for name, value in (
+        ("coherent", j.coherent),
+        ("relevant", j.relevant),
+        ("truncated", j.truncated),
+    ):
         if value is not None:
             parts.append(f"{name}: <b>{_yes_no(value)}</b>")
     return f"<li>{who}: {'; '.join(parts) or 'no verdict'}</li>"

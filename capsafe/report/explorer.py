@@ -38,6 +38,8 @@ def _verdict(j: JudgmentRow) -> str:
         parts.append(f"refusal: {j.refusal}")
     if j.coherent is not None:
         parts.append(f"coherent: {'yes' if j.coherent else 'no'}")
+    if j.truncated:
+        parts.append("truncated (token limit)")
     return "; ".join(parts) or "no verdict"
 
 
@@ -60,7 +62,7 @@ def explorer_records(rows: ExperimentRows) -> list[dict[str, object]]:
         names[m.model_key] = (
             f"{base} (base)"
             if run is None
-            else f"{base} · {setting_text(run.hparams)} · seed {run.seed} · epoch {m.epoch}"
+            else f"{base} · {setting_text(run)} · seed {run.seed} · epoch {m.epoch}"
         )
     by_gen: dict[str, list[JudgmentRow]] = defaultdict(list)
     for j in rows.judgments:

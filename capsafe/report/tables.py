@@ -28,6 +28,7 @@ METRIC_NAMES = {
     SAFETY_METRIC: "harmful compliance",
     "over_refusal": "over-refusal",
     "incoherent": "incoherent",
+    "truncated": "truncated (token limit)",  # cut, not degenerate: never counted as incoherent
 }
 
 
