@@ -136,14 +136,14 @@ class Words:
         return {"input_ids": (["<s>"] if add_special_tokens else []) + ids}
 
     def decode(self, ids, skip_special_tokens=False):
-        return " ".join(i for i in ids if not (skip_special_tokens and i == "<s>"))
+        return " ".join(str(i) for i in ids if not (skip_special_tokens and i == "<s>"))
 
 
 def test_harmbench_clips_generations_to_512_tokens_with_bos():
     backend = Scripted(lambda t: "No", tokenizer=Words())
     judge = JUDGES.create("harmbench_cls")
     judge._backend = backend
-    judge._score_texts = (("Yes",), ("No",))  # Words splits nothing; scoring is not tested here
+    judge._score_ids = ((1,), (2,))  # Words has no vocabulary; scoring is not tested here
     judge.judge([JudgeItem("b", " ".join(f"w{i}" for i in range(600)))])
     shown = backend.seen[0].messages[-1].content.split("[GENERATION]:\n")[1].split("\n\n---")[0]
     assert shown.split() == [f"w{i}" for i in range(511)]  # the start, BOS counted

@@ -19,13 +19,12 @@ from pathlib import Path
 import pytest
 
 from capsafe.backends.loading import encode_request, render_prompt
-from capsafe.backends.transformers_backend import continuation_ids
 from capsafe.judges import JUDGES, harmbench_cls, sorrybench, wildguard
 from capsafe.judges.classifier import ModelJudge
 from capsafe.judges.granite_guardian import RISKS, granite_guardian_spec
 from capsafe.judges.llama_guard import llama_guard_4_spec
 from capsafe.judges.shieldgemma import POLICIES, shieldgemma_spec
-from capsafe.records import GenerationRequest, JudgeItem, LoglikRequest
+from capsafe.records import GenerationRequest, JudgeItem
 
 # Plain text, and text whose surrounding whitespace, doubled spaces, tabs and non-ASCII
 # characters a template could treat otherwise than capsafe does.
@@ -96,16 +95,25 @@ def _sent(judge: ModelJudge, item: JudgeItem) -> GenerationRequest:
     return request
 
 
-def _scored_at(tokenizer, judge, request, before: str, verdicts, special=False) -> int:
-    """The id capsafe scores, checked to be the one the model writes first: the reference
+class _TokenizerOnly:
+    """A backend that holds the judge model's tokenizer and nothing else (no weights here)."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+
+def _scored_at(tokenizer, judge, before: str, verdicts, special=False) -> int:
+    """The ids capsafe scores, checked to be the ones the model writes first: the reference
     prompt `before` followed by each verdict the model can answer tokenises to the prompt's
-    own ids, then the token capsafe asks for. Returns the position it is read at."""
+    own ids, then the token capsafe scores for that side ("positive" or "negative").
+    Returns the position it is read at."""
+    judge._backend = _TokenizerOnly(tokenizer)
+    sides = dict(zip(("positive", "negative"), judge.score_ids(), strict=True))
     prompt = _ids(tokenizer, before, special)
-    for verdict, asked in verdicts:
+    for verdict, side in verdicts:
         joint = _ids(tokenizer, before + verdict, special)
         assert joint[: len(prompt)] == prompt  # the verdict does not merge into the prompt
-        cont = continuation_ids(tokenizer, LoglikRequest(request, asked))[1]
-        assert joint[len(prompt)] == cont[0] and len(cont) == 1, (verdict, asked)
+        assert (joint[len(prompt)],) == sides[side], (verdict, side)
     return len(prompt)
 
 
@@ -130,16 +138,12 @@ def test_llama_guard_3_8b_is_its_template_plus_the_header_separator(judge_tokeni
         assert ref[:2] == [_ids(tok, " ")[0], tok.bos_token_id]
         sent = encode_request(tok, request)
         assert sent == ref[1:] + sep
-        verdicts = [("unsafe\nS1", "unsafe"), ("safe", "safe")]
-        at = _scored_at(tok, judge, request, rendered + "\n\n", verdicts)
+        at = _scored_at(tok, judge, rendered + "\n\n", [("unsafe\nS1", "positive")])
         assert at == len(sent) + 1  # the same position, past the template's leading space
-        assert tok.convert_ids_to_tokens(continuation_ids(tok, _loglik(request, "unsafe"))[1]) == [
-            "unsafe"
-        ]
-
-
-def _loglik(request: GenerationRequest, text: str) -> LoglikRequest:
-    return LoglikRequest(request, text)
+        both = JUDGES.create("llama_guard_3", model=str(folder), score="renormalised")
+        verdicts = [("unsafe\nS1", "positive"), ("safe", "negative")]
+        assert _scored_at(tok, both, rendered + "\n\n", verdicts) == at
+    assert tok.convert_ids_to_tokens(list(judge.score_ids()[0])) == ["unsafe"]
 
 
 def test_llama_guard_3_1b_is_its_template_with_13_categories(judge_tokenizers):
@@ -157,8 +161,9 @@ def test_llama_guard_3_1b_is_its_template_with_13_categories(judge_tokenizers):
         ref = _ids(tok, rendered)
         sent = encode_request(tok, request)
         assert sent == ref + sep
-        verdicts = [("unsafe\nS1", "unsafe"), ("safe", "safe")]
-        assert _scored_at(tok, judge, request, rendered + "\n\n", verdicts) == len(sent)
+        both = JUDGES.create("llama_guard_3", model=str(folder), score="renormalised")
+        verdicts = [("unsafe\nS1", "positive"), ("safe", "negative")]
+        assert _scored_at(tok, both, rendered + "\n\n", verdicts) == len(sent)
 
 
 def test_a_parts_template_renders_no_conversation_from_plain_strings(judge_tokenizers):
@@ -200,9 +205,9 @@ def test_harmbench_llama_2_tokens_and_scored_token(judge_tokenizers):
         sent = encode_request(tok, request)
         assert sent == _ids(spm, text, special=True) and sent[0] == tok.bos_token_id
         # The classifier writes "Yes"/"No" right after "[/INST]": the token "▁Yes".
-        at = _scored_at(tok, judge, request, text, [(" Yes", "Yes"), (" No", "No")], True)
+        at = _scored_at(tok, judge, text, [(" Yes", "positive"), (" No", "negative")], True)
         assert at == len(sent)
-    assert tok.convert_ids_to_tokens(_ids(tok, "Yes")) == ["▁Yes"]
+    assert tok.convert_ids_to_tokens(list(judge.score_ids()[0])) == ["▁Yes"]
 
 
 def test_harmbench_mistral_scored_token(judge_tokenizers):
@@ -214,7 +219,8 @@ def test_harmbench_mistral_scored_token(judge_tokenizers):
         text = request.messages[0].content
         sent = encode_request(tok, request)
         assert sent == _ids(tok, text, special=True) and sent[0] == tok.bos_token_id
-        assert _scored_at(tok, judge, request, text, [(" Yes", "Yes")], True) == len(sent)
+        verdicts = [(" Yes", "positive"), (" No", "negative")]
+        assert _scored_at(tok, judge, text, verdicts, True) == len(sent)
 
 
 # --- Granite Guardian 3.0 ---------------------------------------------------------------

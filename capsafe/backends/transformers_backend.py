@@ -253,6 +253,8 @@ def continuation_ids(
 ) -> tuple[list[int], list[int]]:
     """(context ids, continuation ids) of a log-likelihood request."""
     context = encode_request(tokenizer, request.context, model_name)
+    if request.token_id is not None:
+        return context, [request.token_id]
     cont = list(tokenizer(request.continuation, add_special_tokens=False)["input_ids"])
     if not cont:
         raise ValueError("a log-likelihood request needs a non-empty continuation")

@@ -64,10 +64,10 @@ class FirstTokenScore:
     positive, negative: the tokens whose probabilities are summed on each side;
     renormalise: harmful_prob = P(positive) / (P(positive) + P(negative)); False: P(positive)
       itself (negative unused);
-    match: "token": each text is one token of the judge's tokenizer (checked); "vocab": and
-      that token is the vocabulary entry spelled as the text (the source indexes
-      tokenizer.vocab[text]); "any_case": every single token whose text, stripped and
-      lower-cased, is the word ("Yes", " yes", "YES", ... for "yes").
+    match: "token": the one token each text encodes to (checked to be one); "vocab": the
+      vocabulary entry spelled as the text, as a source that indexes tokenizer.vocab[text]
+      reads it; "any_case": every token whose text, stripped and lower-cased, is the word
+      ("Yes", " yes", "YES", ... for "yes").
     """
 
     positive: tuple[str, ...]
@@ -117,7 +117,7 @@ class ModelJudge:
         self._backend_name = backend
         self._backend_args = {"batch_size": batch_size, "device": device, **(backend_args or {})}
         self._backend = loaded
-        self._score_texts: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        self._score_ids: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
     @property
     def backend(self) -> Any:
@@ -160,29 +160,33 @@ class ModelJudge:
             for v, p in zip(verdicts, probs, strict=True)
         ]
 
-    def score_texts(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The (positive, negative) continuations scored, each one token of the judge's
-        tokenizer (resolved once: "any_case" reads the vocabulary)."""
-        if self._score_texts is None:
+    def score_ids(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The (positive, negative) token ids scored, resolved once on the judge's tokenizer."""
+        if self._score_ids is None:
             score = self.spec.score
             if score is None:
                 raise ValueError(f"{self.name} reads no first-token score")
-            sides = (score.positive, score.negative if score.renormalise else ())
-            self._score_texts = (
-                single_tokens(self.tokenizer, sides[0], score.match, self.name),
-                single_tokens(self.tokenizer, sides[1], score.match, self.name),
+            negative = score.negative if score.renormalise else ()
+            self._score_ids = (
+                score_token_ids(self.tokenizer, score.positive, score.match, self.name),
+                score_token_ids(self.tokenizer, negative, score.match, self.name),
             )
-        return self._score_texts
+        return self._score_ids
 
     def first_token_probs(self, requests: Sequence[GenerationRequest]) -> list[float]:
         """harmful_prob per request from the first output position, as spec.score says."""
-        pos, neg = self.score_texts()
-        texts = pos + neg
-        asks = [LoglikRequest(r, t) for r in requests for t in texts]
+        pos, neg = self.score_ids()
+        ids = pos + neg
+        names = [self.tokenizer.decode([i]) for i in ids]  # what each id reads as
+        asks = [
+            LoglikRequest(r, t, token_id=i)
+            for r in requests
+            for i, t in zip(ids, names, strict=True)
+        ]
         scored = self.backend.loglikelihood(asks)
         out = []
-        for i in range(0, len(scored), len(texts)):
-            lps = [s.first_token_logprob for s in scored[i : i + len(texts)]]
+        for i in range(0, len(scored), len(ids)):
+            lps = [s.first_token_logprob for s in scored[i : i + len(ids)]]
             p = _logsumexp(lps[: len(pos)])
             if not neg:
                 out.append(math.exp(p))
@@ -209,22 +213,34 @@ def _logsumexp(values: Sequence[float]) -> float:
     return top + math.log(sum(math.exp(v - top) for v in values))
 
 
-def single_tokens(tokenizer: Any, words: Sequence[str], match: str, judge: str) -> tuple[str, ...]:
-    """The continuation texts that score `words` under FirstTokenScore.match, each checked to
-    be exactly one token of `tokenizer` (a score read from the first piece of a word is not
-    the judge's score, so a tokenizer that splits one is an error)."""
+def score_token_ids(
+    tokenizer: Any, words: Sequence[str], match: str, judge: str
+) -> tuple[int, ...]:
+    """The token ids that score `words` under FirstTokenScore.match: "token", the one token
+    each word encodes to (a word the tokenizer splits is an error: a score read from its first
+    piece is not the judge's score); "vocab", the vocabulary entry spelled as the word, as
+    the source indexes it; "any_case", every token whose text, stripped and lower-cased, is
+    one of the words."""
     if match == "any_case":
         wanted = {w.lower() for w in words}
-        found = []
-        for i in range(len(tokenizer)):
-            text = tokenizer.decode([i])
-            # A token that does not encode back to itself cannot be asked for by its text.
-            if text.strip().lower() in wanted and _ids(tokenizer, text) == [i]:
-                found.append(text)
-        if words and not {t.strip().lower() for t in found} >= wanted:
-            raise ValueError(f"{judge}: the tokenizer has no single token for {sorted(wanted)}")
-        return tuple(sorted(set(found)))
+        found = [
+            i for i in range(len(tokenizer)) if tokenizer.decode([i]).strip().lower() in wanted
+        ]
+        seen = {tokenizer.decode([i]).strip().lower() for i in found}
+        if not seen >= wanted:
+            raise ValueError(f"{judge}: the tokenizer has no token for {sorted(wanted - seen)}")
+        return tuple(found)
+    out = []
     for w in words:
+        if match == "vocab":
+            i = tokenizer.convert_tokens_to_ids(w)
+            if i is None or tokenizer.convert_ids_to_tokens(i) != w:
+                raise ValueError(
+                    f"{judge}: the tokenizer's vocabulary has no entry {w!r}, which the judge's "
+                    "source scores (is this the judge's own tokenizer?)"
+                )
+            out.append(i)
+            continue
         ids = _ids(tokenizer, w)
         if len(ids) != 1:
             raise ValueError(
@@ -232,12 +248,8 @@ def single_tokens(tokenizer: Any, words: Sequence[str], match: str, judge: str) 
                 "the judge's score is the probability of one first token (is this the judge's "
                 "own tokenizer?)"
             )
-        if match == "vocab" and ids[0] != tokenizer.convert_tokens_to_ids(w):
-            raise ValueError(
-                f"{judge}: {w!r} encodes to token {ids[0]}, not to the vocabulary entry {w!r} "
-                f"({tokenizer.convert_tokens_to_ids(w)}) that the judge's source scores"
-            )
-    return tuple(words)
+        out.append(ids[0])
+    return tuple(out)
 
 
 def _ids(tokenizer: Any, text: str) -> list[int]:

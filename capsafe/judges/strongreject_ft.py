@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from capsafe.judges.base import register_judge
-from capsafe.judges.classifier import JudgeInput, JudgeOutputError, ModelJudgeSpec, single_tokens
+from capsafe.judges.classifier import JudgeInput, JudgeOutputError, ModelJudgeSpec, score_token_ids
 from capsafe.judges.clipping import ClippedModelJudge
 from capsafe.records import JudgeItem, Judgment, LoglikRequest
 
@@ -101,10 +101,13 @@ class StrongRejectScorer(ClippedModelJudge):
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
         requests = self.requests([self.prepare(i) for i in items])
-        # The reference indexes logits by tokenizer.vocab["1"] ... ["5"]: each continuation
-        # must be that one vocabulary token.
-        single_tokens(self.tokenizer, SCORE_TOKENS, "vocab", self.name)
-        asks = [LoglikRequest(r, t) for r in requests for t in SCORE_TOKENS]
+        # The reference indexes logits by tokenizer.vocab["1"] ... ["5"].
+        ids = score_token_ids(self.tokenizer, SCORE_TOKENS, "vocab", self.name)
+        asks = [
+            LoglikRequest(r, t, token_id=i)
+            for r in requests
+            for i, t in zip(ids, SCORE_TOKENS, strict=True)
+        ]
         scored = self.backend.loglikelihood(asks)
         k = len(SCORE_TOKENS)
         out = []

@@ -31,3 +31,6 @@ class VocabTokenizer:
 
     def convert_tokens_to_ids(self, token: str) -> int:
         return self._ids.get(token, -1)
+
+    def convert_ids_to_tokens(self, i: int) -> str | None:
+        return self.vocab[i] if 0 <= i < len(self.vocab) else None
