@@ -60,15 +60,15 @@ SOURCES: dict[str, JudgeSource] = {
         "(template: cookbook)",
         checked="the genuine template, every policy, as text",
         verified=True,
-        gaps="the Gemma tokenizer was not available: the ids and the vocab['Yes'] scored "
-        "token are checked only when the judge loads its model",
+        gaps="the Gemma tokenizer was not available: the prompt's token ids are not checked "
+        "(vocab['Yes'] / vocab['No'] are read by id, as the source reads them)",
     ),
     "strongreject_finetuned": JudgeSource(
         source="dsbowen/strong_reject evaluate.py strongreject_finetuned and its judge template",
         checked="a fork's copy of evaluate.py and an independent copy of the template, as text",
         verified=True,
-        gaps="the Gemma tokenizer and the adapter were not available: ids and the "
-        "vocab['1'..'5'] tokens are checked only when the judge loads its model",
+        gaps="the Gemma tokenizer and the adapter were not available: the prompt's token ids "
+        "are not checked (vocab['1'..'5'] are read by id, as the reference reads them)",
     ),
     "strongreject": JudgeSource(
         source="dsbowen/strong_reject strongreject_rubric (template, system prompt, parser)",
