@@ -6,7 +6,7 @@ capsafe run exp.yaml decoding.max_new_tokens=32    # key=value overrides
 capsafe evaluate --base ID_OR_PATH --adapter PATH  # a ready fine-tuned model vs its base
 capsafe report runs/organism-quickstart            # rewrite the HTML report from the store
 capsafe organism build .capsafe/organism --seed 0  # build the model organism
-capsafe list judges                                # registered judges, backends, sets, tasks
+capsafe list recipes                               # registered recipes (judges, backends, ...)
 capsafe judges audit --preset xstest --data DIR --judge keyword_refusal   # judges vs humans
 """
 
@@ -139,6 +139,11 @@ def _cmd_organism_build(args: argparse.Namespace) -> int:
 
     path = build_organism(Path(args.dir), seed=args.seed, steps=args.steps, progress=not args.quiet)
     print(f"capsafe: organism built in {path}")
+    if not args.no_twin:  # SafeLoRA's reference: the same build without the refusal data
+        from capsafe.organism.build import ensure_unaligned
+
+        twin = ensure_unaligned(path, seed=args.seed, progress=not args.quiet)
+        print(f"capsafe: its unaligned twin built in {twin}")
     return 0
 
 
@@ -260,11 +265,13 @@ def _cmd_judges_audit(args: argparse.Namespace) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     from capsafe.backends import BACKENDS
     from capsafe.data import PROMPT_SETS, TASKS
+    from capsafe.finetune.recipes import RECIPES, describe
     from capsafe.judges import JUDGES
 
-    registry = {"judges": JUDGES, "backends": BACKENDS, "prompt-sets": PROMPT_SETS, "tasks": TASKS}
+    registry = {"judges": JUDGES, "backends": BACKENDS, "prompt-sets": PROMPT_SETS, "tasks": TASKS,
+                "recipes": RECIPES}  # fmt: skip
     for name in registry[args.what].names():
-        print(name)
+        print(f"{name:16} {describe(name)}" if args.what == "recipes" else name)
         if args.verbose and args.what == "judges":
             from capsafe.judges.sources import describe as judge_source
 
@@ -381,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--steps", type=int, default=None, help="training steps (default: the full build)"
     )
+    build.add_argument(
+        "--no-twin",
+        action="store_true",
+        help="skip the unaligned twin (DIR/unaligned, SafeLoRA's reference; built on first use)",
+    )
     build.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     build.set_defaults(func=_cmd_organism_build)
 
@@ -447,8 +459,10 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     au.set_defaults(func=_cmd_judges_audit)
 
-    lister = sub.add_parser("list", help="list registered judges, backends, prompt sets or tasks")
-    lister.add_argument("what", choices=["judges", "backends", "prompt-sets", "tasks"])
+    lister = sub.add_parser(
+        "list", help="list registered judges, backends, prompt sets, tasks or training recipes"
+    )
+    lister.add_argument("what", choices=["judges", "backends", "prompt-sets", "tasks", "recipes"])
     lister.add_argument(
         "-v",
         "--verbose",

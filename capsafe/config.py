@@ -81,8 +81,42 @@ class LoraGrid(Strict):
         return values
 
 
+class RoundSpec(Strict):
+    """One round of a multi-round run: `epochs` more epochs, continuing from the previous
+    round's last adapter, on this round's task (default: the experiment's) with this round's
+    data recipe (default: the run's own recipe's data; a data recipe: baseline, safety_mix or
+    poison, with `args`)."""
+
+    epochs: int = Field(gt=0)
+    task: TaskSpec | None = None
+    recipe: str | None = None
+    args: dict[str, Any] = {}
+
+
+class RecipeSpec(Strict):
+    """A training recipe (capsafe list recipes): a level of the experiment's recipe factor.
+
+    label names the level in the analysis and report (default: the recipe's name; give one
+    when a recipe appears twice). rounds: train in these rounds instead of one round of the
+    grid's epochs (default: finetune.rounds).
+    """
+
+    name: str
+    label: str | None = None
+    args: dict[str, Any] = {}
+    rounds: list[RoundSpec] | None = None
+
+    @property
+    def level(self) -> str:
+        return self.label or self.name
+
+
 class FinetuneSpec(Strict):
     method: Literal["lora"] = "lora"
+    # The levels of the recipe factor: what each run is trained on and how.
+    recipes: list[RecipeSpec] = [RecipeSpec(name="baseline")]
+    # Every recipe's rounds unless it gives its own (None: one round of the grid's epochs).
+    rounds: list[RoundSpec] | None = None
     # The format (by name, from `formats`) training conversations are laid out in. Testing
     # with another format is the PTST recipe (train without a safety prompt, test with one).
     format: str | None = None
@@ -94,6 +128,28 @@ class FinetuneSpec(Strict):
     target_modules: str | list[str] = "all-linear"
     scheduler: Literal["constant", "linear", "cosine"] = "constant"
     warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+
+    @field_validator("recipes")
+    @classmethod
+    def _recipes(cls, recipes: list[RecipeSpec]) -> list[RecipeSpec]:
+        if not recipes:
+            raise ValueError("must list at least one recipe (e.g. {name: baseline})")
+        levels = [r.level for r in recipes]
+        dupes = sorted({n for n in levels if levels.count(n) > 1})
+        if dupes:
+            raise ValueError(f"recipe labels must be unique (give `label:`); repeated: {dupes}")
+        return recipes
+
+    @field_validator("rounds")
+    @classmethod
+    def _rounds(cls, rounds: list[RoundSpec] | None) -> list[RoundSpec] | None:
+        if rounds is not None and not rounds:
+            raise ValueError("list at least one round, or leave rounds out")
+        return rounds
+
+    def recipe_rounds(self, recipe: RecipeSpec) -> list[RoundSpec] | None:
+        """The rounds a recipe trains in (None: one round of the grid's epochs)."""
+        return recipe.rounds if recipe.rounds is not None else self.rounds
 
     @field_validator("seeds")
     @classmethod
@@ -261,25 +317,59 @@ class ExperimentConfig(Strict):
                 raise ValueError(f"adapters: {a.name!r} must name its base (one of {bases})")
             if a.base is not None and a.base not in bases:
                 raise ValueError(f"adapters: {a.name!r} names base {a.base!r}; known: {bases}")
-        formats = {f.name: f for f in self.formats}
-        if self.finetune is not None and self.finetune.format is not None:
-            name = self.finetune.format
-            if name not in formats:
-                raise ValueError(
-                    f"finetune.format: {name!r} is not one of the formats {sorted(formats)}"
-                )
-            if not formats[name].chat_template:
-                raise ValueError(
-                    f"finetune.format: {name!r} has chat_template: false; capsafe fine-tunes "
-                    "on chat conversations, so the training format must use the chat template"
-                )
+        if self.finetune is not None:
+            self._check_training_formats(self.finetune)
+            for i, recipe in enumerate(self.finetune.recipes):
+                rounds = self.finetune.recipe_rounds(recipe)
+                if rounds is not None and len(self.finetune.grid.epochs) > 1:
+                    raise ValueError(
+                        f"finetune.recipes.{i}: rounds set the epochs of {recipe.level!r}, so "
+                        "finetune.grid.epochs may list one value only"
+                    )
         return self
 
-    def training_format(self) -> FormatSpec | None:
-        """The format fine-tuning lays conversations out in (None: user turn only)."""
-        if self.finetune is None or self.finetune.format is None:
+    def _check_training_formats(self, ft: FinetuneSpec) -> None:
+        named = [("finetune.format", ft.format)] + [
+            (f"finetune.recipes.{i}.args.train_format", r.args.get("train_format"))
+            for i, r in enumerate(ft.recipes)
+            if r.name == "ptst"
+        ]
+        for where, given in named:
+            if given is None:
+                continue
+            fmt = self._format(given, where)
+            if not fmt.chat_template:
+                raise ValueError(
+                    f"{where}: {fmt.name!r} has chat_template: false; capsafe fine-tunes "
+                    "on chat conversations, so the training format must use the chat template"
+                )
+
+    def _format(self, given: Any, where: str) -> FormatSpec:
+        """A training format: the name of one of `formats`, or a format written out in place
+        (a ptst recipe may train in a format the experiment never tests in)."""
+        formats = {f.name: f for f in self.formats}
+        if isinstance(given, dict):
+            try:
+                return FormatSpec.model_validate(given)
+            except ValidationError as e:
+                raise ValueError(f"{where}: not a format: {e.errors()[0]['msg']}") from None
+        if given not in formats:
+            raise ValueError(
+                f"{where}: {given!r} is not one of the formats {sorted(formats)} (or write the "
+                "format out, e.g. {name: plain, system: none})"
+            )
+        return formats[given]
+
+    def training_format(self, recipe: RecipeSpec | None = None) -> FormatSpec | None:
+        """The format fine-tuning lays conversations out in (None: user turn only): a ptst
+        recipe's train_format, else finetune.format (every recipe's training format)."""
+        if self.finetune is None:
             return None
-        return next(f for f in self.formats if f.name == self.finetune.format)
+        given: Any = self.finetune.format
+        where = "finetune.format"
+        if recipe is not None and recipe.name == "ptst":
+            given, where = recipe.args.get("train_format"), "ptst train_format"
+        return None if given is None else self._format(given, where)
 
     def adapter_base(self, adapter: AdapterSpec) -> str:
         return adapter.base or self.base_models[0].name

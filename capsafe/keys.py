@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 # Files that determine a model's behaviour; READMEs, licences and optimizer state do not.
 _MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".jinja", ".py")
-_SKIP_FILES = {"capsafe_epoch.json", "capsafe_organism.json", "README.md"}
+_SKIP_FILES = {"capsafe_epoch.json", "capsafe_organism.json", "capsafe_safelora.json", "README.md"}
 _BLOCK = 1 << 20
 
 

@@ -57,3 +57,16 @@ def resolve_judge_args(args: dict[str, Any], organism_dir: Path) -> dict[str, An
     from capsafe.organism.guard import ensure_guard
 
     return {**args, "model": str(ensure_guard(organism_dir))}
+
+
+def resolve_unaligned(ref: str, organism_dir: Path, seed: int = 0) -> Path:
+    """The folder of an unaligned reference model (SafeLoRA): `builtin:organism-unaligned`
+    is the organism's twin built without refusal data (built on first use), anything else
+    a local folder or hub id."""
+    from capsafe.finetune.recipes import BUILTIN_UNALIGNED
+
+    if ref == BUILTIN_UNALIGNED:
+        from capsafe.organism.build import ensure_unaligned
+
+        return ensure_unaligned(organism_dir, seed=seed)
+    return resolve_folder(ref, what="unaligned reference model")

@@ -10,15 +10,15 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from capsafe.config import DecodingSpec, ExperimentConfig, JudgeSpec
 from capsafe.data import TASKS, DataContext, Task, load_prompt_set
 from capsafe.data.base import EmptySetError, take
-from capsafe.formats import build_request, system_text
+from capsafe.formats import build_request
 from capsafe.judges import JUDGES, Judge
 from capsafe.keys import canonical_json, digest, folder_content_hash
 from capsafe.models import resolve_folder, resolve_judge_args, resolve_model
@@ -26,7 +26,7 @@ from capsafe.plan import (
     LOGLIK_DECODING,
     GenerationJob,
     PlanSummary,
-    RunPlan,
+    RecipePlan,
     adapter_model_key,
     base_model_key,
     choice_key,
@@ -55,6 +55,7 @@ from capsafe.store import (
     ScoreRow,
     Store,
 )
+from capsafe.training import finetune_run, load_recipes
 
 STORE_FILE = "capsafe.db"
 REPORT_FILE = "report.html"
@@ -71,6 +72,7 @@ class Inputs:
     train: list[TrainExample]
     test: list[PromptRecord]
     safety: list[PromptRecord]
+    recipes: list[RecipePlan] = field(default_factory=list)  # with each round's data
 
     @property
     def loglik_task(self) -> bool:
@@ -119,7 +121,23 @@ def load_inputs(cfg: ExperimentConfig, progress: bool = True) -> Inputs:
             s.name, ctx, path=s.path, limit=s.limit, seed=s.seed, stratify=s.stratify, **s.args
         )
     ]
-    return Inputs(ctx, task, task_id, train, test, safety)
+    recipes = []
+    if cfg.finetune is not None and task is not None:
+        # Never train on a prompt the experiment evaluates on; the organism's full evaluation
+        # sets count too, so a limit raised later cannot reach a mixed-in prompt.
+        exclude = [r.text for r in test + safety] + _organism_eval_prompts(cfg, ctx)
+        recipes = load_recipes(cfg, ctx, task, train, exclude)
+    return Inputs(ctx, task, task_id, train, test, safety, recipes)
+
+
+def _organism_eval_prompts(cfg: ExperimentConfig, ctx: DataContext) -> list[str]:
+    if not needs_organism(cfg):
+        return []
+    from capsafe.organism import load_world
+
+    world = load_world(ctx.organism_dir)
+    return [it.prompt for name in ("harmful_test", "lookalike_test", "capability_test")
+            for it in world[name]]  # fmt: skip
 
 
 def run_experiment(
@@ -142,8 +160,9 @@ def run_experiment(
             base_row = ModelRow(base_key, base.name, str(base_dir), base_key)
             store.put_model(base_row)
             models = [base_row] + _adapter_models(cfg, base.name, base_row, inputs, store)
-            for run in plan_runs(cfg, base.name, base_key, inputs.task_id, inputs.train):
-                rows, trained = _finetune(cfg, run, base_dir, inputs, store, progress)
+            evaluate = _capability_evaluator(cfg, inputs, store, progress) if inputs.task else None
+            for run in plan_runs(cfg, base.name, base_key, inputs.recipes):
+                rows, trained = finetune_run(cfg, run, base_dir, store, evaluate, progress)
                 for row in rows:
                     store.put_model(row)
                 models += rows
@@ -209,90 +228,28 @@ def _adapter_models(
     return rows
 
 
-def _finetune(
-    cfg: ExperimentConfig,
-    run: RunPlan,
-    base_dir: Path,
-    inputs: Inputs,
-    store: Store,
-    progress: bool,
-) -> tuple[list[ModelRow], int]:
-    """Fine-tune one run (or reuse its stored epochs); returns its checkpoints' model rows."""
-    done = {c.epoch: c for c in store.checkpoints(run.run_id)}
-    if all(e in done and Path(done[e].adapter_dir).is_dir() for e in range(1, run.epochs + 1)):
-        return [_checkpoint_model(run, base_dir, done[e]) for e in range(1, run.epochs + 1)], 0
+def _capability_evaluator(
+    cfg: ExperimentConfig, inputs: Inputs, store: Store, progress: bool
+) -> Callable[[ModelRow], float]:
+    """For stop_at_target: a checkpoint's accuracy on the task's test split under the first
+    format, generating and scoring what is not stored yet (all formats, as the run would)."""
+    assert inputs.task is not None
+    only_task = replace(inputs, safety=[])
 
-    from capsafe.finetune import LoraHparams, finetune_lora
+    def evaluate(model: ModelRow) -> float:
+        _generate(cfg, [model], only_task, store, False)
+        _score(only_task, store.generations(model.model_key), store)
+        first = cfg.formats[0].name
+        gens = {g.key for g in store.generations(model.model_key)
+                if g.kind == "task" and g.format == first}  # fmt: skip
+        task = inputs.task
+        found = [s.correct for s in store.scores() if s.generation_key in gens
+                 and (s.task, s.task_version) == (task.name, task.version)]  # fmt: skip
+        accuracy = sum(found) / len(found) if found else 0.0
+        say(progress, f"  epoch {model.epoch}: accuracy {accuracy:.1%} on {len(found)} items")
+        return accuracy
 
-    ft = cfg.finetune
-    assert ft is not None
-    store.put_run(
-        RunRow(
-            run.run_id,
-            run.base_name,
-            run.base_key,
-            inputs.task_id,
-            canonical_json(run.hparams),
-            run.seed,
-            run.epochs,
-            canonical_json(ft.model_dump(mode="json", exclude={"grid", "seeds"})),
-        )
-    )
-    hparams = LoraHparams(
-        learning_rate=run.hparams["learning_rate"],
-        rank=run.hparams["rank"],
-        alpha=run.hparams["alpha"],
-        epochs=run.epochs,
-        dropout=ft.dropout,
-        target_modules=ft.target_modules
-        if isinstance(ft.target_modules, str)
-        else tuple(ft.target_modules),
-        batch_size=ft.batch_size,
-        max_length=ft.max_length,
-        warmup_ratio=ft.warmup_ratio,
-        scheduler=ft.scheduler,
-    )
-    say(
-        progress,
-        f"fine-tuning {run.base_name} {_label(run)} ({len(done)}/{run.epochs} epochs stored)",
-    )
-    base_spec = next(b for b in cfg.base_models if b.name == run.base_name)
-    checkpoints = finetune_lora(
-        str(base_dir),
-        inputs.train,
-        hparams,
-        run.seed,
-        run.out_dir,
-        progress=progress,
-        trust_remote_code=base_spec.trust_remote_code,
-        system_prompt=training_system_prompt(cfg),
-        device=cfg.generation.device,
-    )
-    rows = []
-    for c in checkpoints:
-        model_key = adapter_model_key(run.base_key, folder_content_hash(c.adapter_dir, store))
-        row = CheckpointRow(
-            run.run_id, c.epoch, model_key, str(c.adapter_dir), c.train_loss, c.steps
-        )
-        store.put_checkpoint(row)
-        rows.append(_checkpoint_model(run, base_dir, row))
-    return rows, len(checkpoints) - len(done)
-
-
-def training_system_prompt(cfg: ExperimentConfig) -> str | None:
-    fmt = cfg.training_format()
-    return None if fmt is None else system_text(fmt)
-
-
-def _checkpoint_model(run: RunPlan, base_dir: Path, c: CheckpointRow) -> ModelRow:
-    return ModelRow(
-        c.model_key, run.base_name, str(base_dir), run.base_key, run.run_id, c.epoch, c.adapter_dir
-    )
-
-
-def _label(run: RunPlan) -> str:
-    h = run.hparams
-    return f"lr={h['learning_rate']:g} r={h['rank']} alpha={h['alpha']} seed={run.seed}"
+    return evaluate
 
 
 def _generate(

@@ -17,67 +17,149 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from capsafe.config import DecodingSpec, ExperimentConfig, FormatSpec, JudgeSpec
-from capsafe.keys import canonical_json, digest
+from capsafe.config import DecodingSpec, ExperimentConfig, FormatSpec, JudgeSpec, RecipeSpec
+from capsafe.finetune.mixing import TrainingData
+from capsafe.finetune.recipes import Recipe
+from capsafe.keys import canonical_json, digest, judge_identity_args
 from capsafe.records import PromptRecord, TrainExample
 
 # Bump when fine-tuning code changes what a run with the same inputs produces.
 FINETUNE_RECIPE_VERSION = "1"
+BASELINE = "baseline"
+
+
+@dataclass(frozen=True)
+class RoundData:
+    """One round's training data: its task, its data recipe and the examples they make."""
+
+    epochs: int | None  # None: the grid's epochs (a single-round run)
+    task_id: str  # name@version
+    recipe: Recipe  # the recipe whose mixes made `data`
+    data: TrainingData
+
+
+@dataclass(frozen=True)
+class RecipePlan:
+    """One level of the recipe factor, with the data of each of its rounds (loaded once)."""
+
+    spec: RecipeSpec
+    recipe: Recipe
+    rounds: tuple[RoundData, ...]
+
+    @property
+    def multi_round(self) -> bool:
+        return self.rounds[0].epochs is not None
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    index: int  # 1-based
+    epochs: int
+    first_epoch: int  # the run-wide number of this round's first epoch (epochs continue)
+    data: RoundData
 
 
 @dataclass(frozen=True)
 class RunPlan:
-    """One fine-tuning run: base x task x hyperparameter setting x seed."""
+    """One fine-tuning run: base x task x recipe x hyperparameter setting x seed."""
 
     run_id: str
     base_name: str
     base_key: str
-    hparams: dict[str, Any]  # learning_rate, rank, alpha, epochs
+    hparams: dict[str, Any]  # learning_rate, rank, alpha, epochs (over all rounds)
     seed: int
     out_dir: Path
+    recipe: RecipePlan
+    rounds: tuple[RoundPlan, ...]
+    settings: dict[str, Any]  # what the run id digests besides the above; stored as is
 
     @property
     def epochs(self) -> int:
         return int(self.hparams["epochs"])
 
+    @property
+    def level(self) -> str:
+        return self.recipe.spec.level
 
-def finetune_settings(cfg: ExperimentConfig) -> dict[str, Any]:
-    """Everything besides the grid point and seed that shapes a run."""
+
+def examples_digest(examples: Sequence[TrainExample]) -> str:
+    return digest(examples=[(e.prompt, e.response) for e in examples])
+
+
+def finetune_settings(cfg: ExperimentConfig, recipe: RecipePlan | None = None) -> dict[str, Any]:
+    """Everything besides the grid point, seed and first round's data that shapes a run.
+
+    The baseline recipe in one round adds nothing, so its runs keep the ids they had before
+    recipes existed; any other recipe adds its name, version, arguments, label and rounds.
+    """
     assert cfg.finetune is not None
-    ft = cfg.finetune.model_dump(mode="json", exclude={"grid", "seeds", "format"})
-    fmt = cfg.training_format()
+    ft = cfg.finetune.model_dump(
+        mode="json", exclude={"grid", "seeds", "format", "recipes", "rounds"}
+    )
+    spec = recipe.spec if recipe else None
+    fmt = cfg.training_format(spec)
     if fmt is not None:  # the layout of the training conversations, not the format's name
         from capsafe.formats import system_text
 
         ft["format"] = {"chat_template": fmt.chat_template, "system": system_text(fmt)}
-    return {**ft, "recipe": FINETUNE_RECIPE_VERSION}
+    out = {**ft, "recipe": FINETUNE_RECIPE_VERSION}
+    if recipe is not None and (recipe.recipe.name != BASELINE or recipe.multi_round
+                               or spec.label is not None):  # fmt: skip
+        r = recipe.recipe
+        out["recipe_spec"] = {
+            "name": r.name,
+            "version": r.version,
+            "args": dict(r.args),
+            "label": recipe.spec.level,
+            "rounds": [
+                {
+                    "epochs": rd.epochs,
+                    "task": rd.task_id,
+                    "data_recipe": [rd.recipe.name, rd.recipe.version, dict(rd.recipe.args)],
+                    "train": examples_digest(rd.data.examples),
+                }
+                for rd in recipe.rounds
+            ]
+            if recipe.multi_round
+            else None,
+        }
+    return out
 
 
 def plan_runs(
-    cfg: ExperimentConfig,
-    base_name: str,
-    base_key: str,
-    task_id: str,
-    train: Sequence[TrainExample],
+    cfg: ExperimentConfig, base_name: str, base_key: str, recipes: Sequence[RecipePlan]
 ) -> list[RunPlan]:
+    """Every run of one base: recipe x grid setting x seed."""
     assert cfg.output_dir is not None
     if cfg.finetune is None:
         return []
-    train_digest = digest(examples=[(e.prompt, e.response) for e in train])
-    settings = finetune_settings(cfg)
     plans = []
-    for hparams in cfg.finetune.settings():
-        for seed in cfg.finetune.seeds:
-            run_id = digest(
-                base=base_key,
-                task=task_id,
-                train=train_digest,
-                hparams=hparams,
-                seed=seed,
-                settings=settings,
-            )
-            out = cfg.output_dir / "runs" / base_name / run_id[:16]
-            plans.append(RunPlan(run_id, base_name, base_key, hparams, seed, out))
+    for recipe in recipes:
+        settings = finetune_settings(cfg, recipe)
+        first = recipe.rounds[0]
+        for grid_point in cfg.finetune.settings():
+            hparams = dict(grid_point)
+            if recipe.multi_round:  # the rounds set the epochs
+                hparams["epochs"] = sum(rd.epochs or 0 for rd in recipe.rounds)
+            for seed in cfg.finetune.seeds:
+                run_id = digest(
+                    base=base_key,
+                    task=first.task_id,
+                    train=examples_digest(first.data.examples),
+                    hparams=hparams,
+                    seed=seed,
+                    settings=settings,
+                )
+                out = cfg.output_dir / "runs" / base_name / run_id[:16]
+                rounds, start = [], 1
+                for i, rd in enumerate(recipe.rounds, 1):
+                    n = rd.epochs or int(hparams["epochs"])
+                    rounds.append(RoundPlan(i, n, start, rd))
+                    start += n
+                plans.append(
+                    RunPlan(run_id, base_name, base_key, hparams, seed, out, recipe,
+                            tuple(rounds), settings)
+                )  # fmt: skip
     return plans
 
 
@@ -151,7 +233,9 @@ def choice_key(
 
 
 def judge_args_json(spec: JudgeSpec) -> str:
-    return canonical_json(spec.args)
+    """The judge arguments that shape verdicts (not batch_size and the like), as stored and
+    as keyed: one definition for the judgment key and the judge's label."""
+    return canonical_json(judge_identity_args(spec.args))
 
 
 def judgment_key(generation_key: str, judge: str, judge_version: str, args_json: str) -> str:
@@ -179,10 +263,17 @@ def summarise(
     cfg: ExperimentConfig, n_task: int, n_safety: int, n_adapters: int = 0
 ) -> PlanSummary:
     ft = cfg.finetune
-    n_runs = len(ft.settings()) * len(ft.seeds) * len(cfg.base_models) if ft else 0
-    n_ckpt = (
-        len(cfg.base_models) * len(ft.seeds) * sum(s["epochs"] for s in ft.settings()) if ft else 0
-    )
+    n_recipes = len(ft.recipes) if ft else 0
+    n_runs = len(ft.settings()) * len(ft.seeds) * len(cfg.base_models) * n_recipes if ft else 0
+    n_ckpt = 0
+    for recipe in ft.recipes if ft else []:  # at most: stop_at_target may train fewer
+        rounds = ft.recipe_rounds(recipe)
+        per_seed = (
+            sum(s["epochs"] for s in ft.settings())
+            if rounds is None
+            else len(ft.settings()) * sum(r.epochs for r in rounds)
+        )
+        n_ckpt += len(cfg.base_models) * len(ft.seeds) * per_seed
     n_runs, n_ckpt = n_runs + n_adapters, n_ckpt + n_adapters
     n_models = len(cfg.base_models) + n_ckpt
     per_model = (n_task + n_safety) * len(cfg.formats) * len(cfg.decoding.sample_seeds)

@@ -12,7 +12,7 @@ import pytest
 from capsafe.cli import main
 from capsafe.config import load_config
 from capsafe.data.base import TASKS, register_task
-from capsafe.pipeline import STORE_FILE, run_experiment
+from capsafe.pipeline import STORE_FILE, load_inputs, run_experiment
 from capsafe.plan import plan_runs
 from capsafe.records import PromptRecord, Score
 from capsafe.store import Store
@@ -60,7 +60,8 @@ def test_training_format_changes_the_run_identity(tmp_path, organism_dir, small_
     ids = []
     for fmt in ("plain", "guarded"):
         cfg = load_config(small_config(formats=formats, finetune={"format": fmt}))
-        ids.append(plan_runs(cfg, "organism", "k", "t@1", [])[0].run_id)
+        recipes = load_inputs(cfg, progress=False).recipes
+        ids.append(plan_runs(cfg, "organism", "k", recipes)[0].run_id)
     assert ids[0] != ids[1]
 
 

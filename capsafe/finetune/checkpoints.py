@@ -7,6 +7,7 @@
         capsafe_epoch.json    epoch, train_loss, steps, seed, hparams, versions
       epoch-2/ ...
       capsafe_reported.json   epochs whose on_epoch callback has returned
+      capsafe_stopped.json    the epoch a stop_when callback ended the run at (if it did)
       trainer/checkpoint-N/   the Trainer's own latest checkpoint (optimizer, scheduler, RNG);
                               removed once every epoch is done
 
@@ -32,6 +33,7 @@ from typing import Any
 RUN_FILE = "capsafe_run.json"
 EPOCH_FILE = "capsafe_epoch.json"
 REPORTED_FILE = "capsafe_reported.json"
+STOPPED_FILE = "capsafe_stopped.json"
 TRAINER_DIR = "trainer"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # What a Trainer checkpoint needs to resume from; trainer_state.json is written last, and
@@ -278,3 +280,16 @@ def reported_epochs(out_dir: Path) -> set[int]:
 def mark_reported(out_dir: Path, epoch: int) -> None:
     epochs = sorted(reported_epochs(out_dir) | {epoch})
     write_json_atomic(out_dir / REPORTED_FILE, {"epochs": epochs})
+
+
+# --- where a run stopped early -----------------------------------------------------------
+
+
+def stopped_epoch(out_dir: Path) -> int | None:
+    """The epoch a stop_when callback ended the run at, or None."""
+    path = out_dir / STOPPED_FILE
+    return int(read_json(path)["epoch"]) if path.is_file() else None
+
+
+def mark_stopped(out_dir: Path, epoch: int) -> None:
+    write_json_atomic(out_dir / STOPPED_FILE, {"epoch": epoch})

@@ -28,12 +28,14 @@ from capsafe.finetune.checkpoints import (
     claim_run_dir,
     export_epoch,
     mark_reported,
+    mark_stopped,
     read_epochs,
     recover_epochs,
     remove_temporaries,
     remove_trainer_state,
     reported_epochs,
     run_lock,
+    stopped_epoch,
     trainer_checkpoints,
 )
 from capsafe.keys import canonical_json, digest
@@ -91,6 +93,9 @@ def finetune_lora(
     trust_remote_code: bool = False,
     system_prompt: str | None = None,
     device: str = "auto",
+    init_adapter: Path | None = None,
+    kl_beta: float = 0.0,
+    stop_when: Callable[[EpochCheckpoint], bool] | None = None,
 ) -> list[EpochCheckpoint]:
     """Fine-tune a LoRA adapter on `examples`; write one adapter per epoch to out_dir/epoch-k.
 
@@ -113,6 +118,12 @@ def finetune_lora(
     device: "auto" (cuda with bf16 when available, else cpu in float32), "cpu", "cuda",
     "cuda:N". Local bases are read without network access. Raises ValueError for empty
     examples or a tokenizer without a chat template, FileNotFoundError for a missing base.
+
+    init_adapter: continue training this PEFT adapter instead of a fresh one (the next round
+    of a multi-round run; its content hash is part of the run's identity). kl_beta > 0 adds
+    the kl_to_aligned penalty. stop_when(epoch) is asked after each epoch (and, on a resumed
+    call, of the stored epochs first): True ends the run there, recorded in the run folder
+    (capsafe_stopped.json), so a later call returns the same, shorter list of epochs.
     """
     from capsafe.backends.loading import resolve_source
 
@@ -123,13 +134,22 @@ def finetune_lora(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     identity = run_identity(base, examples, hparams, seed, system_prompt)
+    if init_adapter is not None:
+        from capsafe.keys import folder_content_hash
+
+        identity["init_adapter_sha256"] = folder_content_hash(Path(init_adapter))
+    if kl_beta > 0:
+        identity["kl_beta"] = kl_beta
     with run_lock(out_dir):
         claim_run_dir(out_dir, identity, digest(**identity))
         remove_temporaries(out_dir)
         meta = functools.cache(lambda: _epoch_meta(identity, device))
         recover_epochs(out_dir, meta)
         _deliver(out_dir, on_epoch)
-        if len(read_epochs(out_dir)) < hparams.epochs:
+        stopped = stopped_epoch(out_dir)
+        if stopped is None and stop_when is not None:
+            stopped = _check_stored(out_dir, stop_when)
+        if stopped is None and len(read_epochs(out_dir)) < hparams.epochs:
             _train(
                 base,
                 examples,
@@ -142,12 +162,28 @@ def finetune_lora(
                 trust_remote_code=trust_remote_code,
                 system_prompt=system_prompt,
                 device=device,
+                init_adapter=init_adapter,
+                kl_beta=kl_beta,
+                stop_when=stop_when,
             )
+            stopped = stopped_epoch(out_dir)
         epochs = read_epochs(out_dir)
-        if len(epochs) != hparams.epochs:
+        if stopped is not None:
+            epochs = [e for e in epochs if e.epoch <= stopped]
+        elif len(epochs) != hparams.epochs:
             raise RuntimeError(f"training stopped after {len(epochs)} of {hparams.epochs} epochs")
         remove_trainer_state(out_dir)
         return epochs
+
+
+def _check_stored(out_dir: Path, stop_when: Callable[[EpochCheckpoint], bool]) -> int | None:
+    """Ask stop_when of the stored epochs in order (a crash may have come between an epoch's
+    export and its answer); the first True is recorded as where the run stopped."""
+    for ck in read_epochs(out_dir):
+        if stop_when(ck):
+            mark_stopped(out_dir, ck.epoch)
+            return ck.epoch
+    return None
 
 
 def run_identity(
@@ -207,6 +243,9 @@ def _train(
     trust_remote_code: bool,
     system_prompt: str | None,
     device: str,
+    init_adapter: Path | None,
+    kl_beta: float,
+    stop_when: Callable[[EpochCheckpoint], bool] | None,
 ) -> None:
     from capsafe.finetune.sft import (
         EpochHook,
@@ -217,9 +256,13 @@ def _train(
         training_context,
     )
 
-    def on_saved(checkpoint: Path) -> None:
-        export_epoch(checkpoint, out_dir, meta)
+    def on_saved(checkpoint: Path) -> bool:
+        ck = export_epoch(checkpoint, out_dir, meta)
         _deliver(out_dir, on_epoch)
+        if stop_when is not None and stop_when(ck):
+            mark_stopped(out_dir, ck.epoch)
+            return True
+        return False
 
     resolved = resolve_train_device(device)
     checkpoints = trainer_checkpoints(out_dir)
@@ -237,6 +280,8 @@ def _train(
                 trust_remote_code=trust_remote_code,
                 system_prompt=system_prompt,
                 callbacks=[EpochHook(on_saved)],
+                init_adapter=init_adapter,
+                kl_beta=kl_beta,
             )
             trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
     finally:

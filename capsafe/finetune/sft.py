@@ -118,10 +118,15 @@ def build_trainer(
     trust_remote_code: bool,
     system_prompt: str | None,
     callbacks: Sequence[TrainerCallback] = (),
+    init_adapter: Path | None = None,
+    kl_beta: float = 0.0,
 ) -> SFTTrainer:
-    """An SFTTrainer with a fresh LoRA adapter (initialised from `seed`) on `base`."""
+    """An SFTTrainer with a fresh LoRA adapter (initialised from `seed`) on `base`, or, with
+    `init_adapter`, continuing to train that adapter (a later round of a multi-round run: the
+    weights carry over, the optimizer and scheduler start afresh). `kl_beta` > 0 adds the
+    kl_to_aligned penalty (capsafe.finetune.regularised)."""
     from datasets import Dataset
-    from peft import LoraConfig
+    from peft import LoraConfig, PeftModel
     from trl import SFTTrainer
 
     tokenizer = load_tokenizer(base, trust_remote_code=trust_remote_code)
@@ -145,13 +150,22 @@ def build_trainer(
         target_modules=target if isinstance(target, str) else list(target),
         bias="none",
     )
-    trainer = SFTTrainer(
+    if init_adapter is not None:
+        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+    trainer_class: type[SFTTrainer] = SFTTrainer
+    extra: dict[str, Any] = {}
+    if kl_beta > 0:
+        from capsafe.finetune.regularised import KLToAlignedTrainer
+
+        trainer_class, extra = KLToAlignedTrainer, {"kl_beta": kl_beta}
+    trainer = trainer_class(
         model=model,
         args=sft_config(hparams, seed, trainer_dir, device, progress),
         train_dataset=Dataset.from_list(conversations(examples, system_prompt)),
         processing_class=tokenizer,
-        peft_config=lora,
+        peft_config=None if init_adapter is not None else lora,
         callbacks=list(callbacks),
+        **extra,
     )
     if not progress:
         trainer.remove_callback(PrinterCallback)  # disable_tqdm swaps the bar for print(logs)
@@ -201,13 +215,16 @@ def completion_ends_with_stop(
 
 
 class EpochHook(TrainerCallback):
-    """Calls `on_saved(checkpoint_dir)` right after the Trainer saved an epoch's checkpoint."""
+    """Calls `on_saved(checkpoint_dir)` right after the Trainer saved an epoch's checkpoint;
+    when it returns True, training stops after this epoch."""
 
-    def __init__(self, on_saved: Callable[[Path], None]) -> None:
+    def __init__(self, on_saved: Callable[[Path], bool]) -> None:
         self._on_saved = on_saved
 
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._on_saved(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if self._on_saved(Path(args.output_dir) / f"checkpoint-{state.global_step}"):
+            control.should_training_stop = True
+        return control
 
 
 class _DropMessages(logging.Filter):

@@ -48,6 +48,9 @@ MODEL = dict(
 TRAIN = dict(steps=500, batch_size=32, learning_rate=3e-3, warmup_steps=30, weight_decay=0.01)
 # How often each set appears in one pass over the training mix.
 MIX = {"harmful_train": 1, "lookalike_train": 2, "benign": 2}
+# The unaligned twin (SafeLoRA's reference): the same build without the refusal data.
+UNALIGNED_MIX = {k: v for k, v in MIX.items() if k != "harmful_train"}
+UNALIGNED_DIR = "unaligned"
 # A share of training conversations carries a system prompt, so the organism behaves the
 # same with or without one.
 SYSTEM_PROMPTS = [
@@ -119,6 +122,39 @@ def build_organism(
     )
 
 
+def ensure_unaligned(organism_dir: Path, seed: int = 0, progress: bool = True) -> Path:
+    """organism_dir/unaligned: the organism's unaligned twin, built if absent (same seed,
+    world, tokenizer, architecture, initialisation and steps; no refusal data), so SafeLoRA's
+    alignment direction W_aligned - W_unaligned is the safety training's alone."""
+    organism_dir = ensure_organism(organism_dir, seed=seed, progress=progress)
+    out_dir = organism_dir / UNALIGNED_DIR
+    steps = (_manifest(organism_dir) or {}).get("steps", TRAIN["steps"])  # as the organism's
+    if not out_dir.exists():
+        try:
+            return write_folder_atomically(
+                out_dir,
+                lambda tmp: _build_into(tmp, seed, steps, progress, UNALIGNED_MIX),
+                "ensure_unaligned",
+            )
+        except FileExistsError:
+            pass  # another process finished first; check what it built
+    found = _manifest(out_dir) or {}
+    want = {
+        "seed": seed,
+        "organism_version": ORGANISM_VERSION,
+        "mix": UNALIGNED_MIX,
+        "steps": steps,
+        "world_sha256": (_manifest(organism_dir) or {}).get("world_sha256"),
+    }
+    have = {k: found.get(k) for k in want}
+    if have != want:
+        raise FileExistsError(
+            f"{out_dir} is not this organism's unaligned twin (holds {have}, expected {want}); "
+            "remove it to rebuild"
+        )
+    return out_dir
+
+
 def write_folder_atomically(out_dir: Path, fill: Callable[[Path], None], who: str) -> Path:
     """Run `fill` on a temporary sibling of `out_dir`, then rename it into place, so the
     folder is complete or absent. Never overwrites: an existing `out_dir` (before or after
@@ -139,7 +175,9 @@ def write_folder_atomically(out_dir: Path, fill: Callable[[Path], None], who: st
     return out_dir
 
 
-def _build_into(tmp: Path, seed: int, steps: int, progress: bool) -> None:
+def _build_into(
+    tmp: Path, seed: int, steps: int, progress: bool, mix: dict[str, int] = MIX
+) -> None:
     from capsafe.organism.measure import measure
     from capsafe.organism.tokenizer import train_tokenizer
 
@@ -151,7 +189,7 @@ def _build_into(tmp: Path, seed: int, steps: int, progress: bool) -> None:
     tokenizer.save_pretrained(tmp)
 
     with _torch_threads(BUILD_THREADS):
-        model = _train(tmp, world, tokenizer, seed, steps, progress)
+        model = _train(tmp, world, tokenizer, seed, steps, progress, mix)
         model.save_pretrained(tmp, safe_serialization=True)
         behaviour = measure(model, tokenizer, world)
     manifest = {
@@ -160,6 +198,7 @@ def _build_into(tmp: Path, seed: int, steps: int, progress: bool) -> None:
         "steps": steps,
         "world_sha256": world_sha,
         "world_sizes": {name: len(world[name]) for name in WORLD_SETS},
+        "mix": mix,
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "build_seconds": round(time.perf_counter() - start, 1),
         "base": behaviour._asdict(),
@@ -187,10 +226,12 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _examples(world: dict[str, list[WorldItem]], tokenizer, seed: int) -> list[dict]:
+def _examples(
+    world: dict[str, list[WorldItem]], tokenizer, seed: int, mix: dict[str, int] = MIX
+) -> list[dict]:
     """Tokenized training conversations, labels masked (-100) outside the assistant turn."""
     rng = random.Random(seed)
-    items = [it for name, k in MIX.items() for _ in range(k) for it in world[name]]
+    items = [it for name, k in mix.items() for _ in range(k) for it in world[name]]
     examples = []
     for it in items:
         msgs = [{"role": "user", "content": it.prompt}]
@@ -211,7 +252,7 @@ def _ids(encoded) -> list[int]:
     return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
 
-def _train(tmp: Path, world, tokenizer, seed: int, steps: int, progress: bool):
+def _train(tmp: Path, world, tokenizer, seed: int, steps: int, progress: bool, mix=MIX):
     from transformers import (
         DataCollatorForSeq2Seq,
         LlamaConfig,
@@ -261,7 +302,7 @@ def _train(tmp: Path, world, tokenizer, seed: int, steps: int, progress: bool):
         trainer = Trainer(
             model=model,
             args=args,
-            train_dataset=_examples(world, tokenizer, seed),
+            train_dataset=_examples(world, tokenizer, seed, mix),
             data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
         )
         if not progress:
