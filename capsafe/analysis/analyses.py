@@ -20,6 +20,7 @@ from capsafe.analysis.compliance import ComplianceFit, harm_vs_compliance
 from capsafe.analysis.labels import SAFETY_METRIC
 from capsafe.analysis.metrics import CellRate, cell_rates
 from capsafe.analysis.planning import CellPower, observed_power
+from capsafe.analysis.recipes import LevelComparison, compare_recipes, compare_settings
 from capsafe.analysis.reliability import Reliability, judge_reliability
 from capsafe.analysis.rows import ExperimentRows
 from capsafe.analysis.significance import (
@@ -39,7 +40,7 @@ from capsafe.analysis.variance import (
 )
 from capsafe.config import ReportSpec
 
-VARIANCE_FACTORS = ("base", "seed", "setting", "format", "benchmark", "judge")
+VARIANCE_FACTORS = ("base", "recipe", "seed", "setting", "format", "benchmark", "judge")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class ReportAnalyses:
     power: list[CellPower] = field(default_factory=list)
     power_change: float = math.nan  # the change the power analysis plans for
     notes: dict[str, str] = field(default_factory=dict)  # analysis -> why it is missing
+    # Recipes against the baseline, and grid points against the first, at matched capability.
+    recipes: LevelComparison | None = None
+    settings_matched: LevelComparison | None = None
 
 
 def run_analyses(
@@ -113,7 +117,19 @@ def run_analyses(
     power = observed_power(rows, spec.power_change, safety) if safety and has_runs else []
     if safety and has_runs and not power:
         notes["power"] = "Power needs the base's rate beside fine-tuned runs' rates; none found."
+    recipes = settings_matched = None
+    if anchoring is not None and safety is not None and capability is not None:
+        recipes = compare_recipes(rows, rates, anchoring, capability, n_boot)
+        settings_matched = compare_settings(rows, rates, anchoring, capability, n_boot)
+    if recipes is None:
+        notes["recipes"] = (
+            "One training recipe (or no anchoring): no recipes to compare."
+            if anchoring is not None
+            else "Recipes are compared at matched capability, which needs capability anchoring."
+        )
     return ReportAnalyses(
+        recipes=recipes,
+        settings_matched=settings_matched,
         rates=rates,
         safety_metric=safety,
         capability=capability,

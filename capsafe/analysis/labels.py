@@ -48,12 +48,88 @@ BASE_SETTING = "base"  # the setting of a base model, which no fine-tuning run h
 SAFETY_METRIC = "unsafe"
 
 
-def setting_label(hparams_json: str) -> str:
-    """A run's setting in a few words: its LoRA grid point, or a ready-made adapter's name."""
+BASELINE_RECIPE = "baseline"  # the recipe of a run trained on its task data alone
+
+
+def setting_label(hparams_json: str, recipe: str = BASELINE_RECIPE) -> str:
+    """A run's setting in a few words: its recipe (unless the baseline) and LoRA grid point,
+    or a ready-made adapter's name. Runs of two recipes are two settings, so every analysis
+    that groups runs by setting keeps recipes apart."""
     h = json.loads(hparams_json)
     if "adapter" in h:
         return f"adapter {h['adapter']}"
-    return f"lr={h['learning_rate']:g} r={h['rank']} alpha={h['alpha']} epochs={h['epochs']}"
+    grid = f"{grid_label(hparams_json)} epochs={h['epochs']}"
+    return grid if recipe == BASELINE_RECIPE else f"{recipe}: {grid}"
+
+
+def grid_label(hparams_json: str) -> str:
+    """A run's LoRA grid point without its epochs: what pairs runs of two recipes."""
+    h = json.loads(hparams_json)
+    if "adapter" in h:
+        return f"adapter {h['adapter']}"
+    return f"lr={h['learning_rate']:g} r={h['rank']} alpha={h['alpha']}"
+
+
+class RecipeInfo(NamedTuple):
+    level: str  # the recipe's label in the experiment
+    name: str  # the registered recipe
+    round_ends: tuple[int, ...]  # last epoch of each round (multi-round runs only)
+
+
+def recipe_of(settings_json: str) -> RecipeInfo:
+    """A run's recipe level, name and round boundaries, from its stored settings (a run
+    stored before recipes existed is the baseline, in one round)."""
+    spec = json.loads(settings_json).get("recipe_spec") or {}
+    ends, total = [], 0
+    for r in spec.get("rounds") or []:
+        total += int(r["epochs"])
+        ends.append(total)
+    name = spec.get("name", BASELINE_RECIPE)
+    return RecipeInfo(spec.get("label", name), name, tuple(ends))
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One fine-tuning run with its checkpoints, read from the runs and checkpoints tables.
+
+    Two runs can share a checkpoint (identical adapters: a run stopped early, or the first
+    round of a multi-round run, trains exactly what the baseline of the same seed trained), and
+    a model row names only one of them; a run's own checkpoints are listed here.
+    """
+
+    run_id: str
+    base: str
+    base_key: str
+    recipe: str  # level
+    recipe_name: str
+    grid: str
+    setting: str
+    seed: int
+    planned_epochs: int
+    checkpoints: dict[int, str]  # epoch -> model key
+    round_ends: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        return f"{self.base} {self.setting} seed={self.seed}"
+
+
+def run_views(rows: ExperimentRows) -> list[RunView]:
+    """Every fine-tuning run with its checkpoints (not ready-made adapters)."""
+    names = rows.base_names()
+    ckpts: dict[str, dict[int, str]] = defaultdict(dict)
+    for c in rows.checkpoints:
+        ckpts[c.run_id][c.epoch] = c.model_key
+    out = []
+    for r in rows.runs:
+        if "adapter" in json.loads(r.hparams) or not ckpts.get(r.run_id):
+            continue
+        info = recipe_of(r.settings)
+        out.append(
+            RunView(r.run_id, names.get(r.base_key, r.base_name), r.base_key, info.level,
+                    info.name, grid_label(r.hparams), setting_label(r.hparams, info.level),
+                    r.seed, r.epochs, dict(sorted(ckpts[r.run_id].items())), info.round_ends)
+        )  # fmt: skip
+    return out
 
 
 @functools.cache  # called once per judgment by several analyses; the args repeat
@@ -75,9 +151,13 @@ class ModelInfo:
     base_key: str
     task: str | None  # the fine-tuning task; None for a base
     run_id: str | None
-    setting: str  # hyperparameter label, or "base"
+    setting: str  # recipe (unless the baseline) and hyperparameter label, or "base"
     seed: int | None  # fine-tuning seed
     epoch: int
+    recipe: str = BASE_SETTING  # the training recipe's level, or "base"
+    grid: str = BASE_SETTING  # the grid point without epochs (pairs runs across recipes)
+    round: int = 0  # the round of a multi-round run this epoch belongs to (1 otherwise)
+    round_ends: tuple[int, ...] = ()  # last epoch of each round (multi-round runs only)
 
     @property
     def is_base(self) -> bool:
@@ -123,15 +203,21 @@ def model_infos(rows: ExperimentRows) -> dict[str, ModelInfo]:
         run = runs.get(m.run_id) if m.run_id else None
         if m.run_id and run is None:
             raise ValueError(f"model {m.model_key} names run {m.run_id}, which is not stored")
+        recipe, _, ends = recipe_of(run.settings) if run else (BASE_SETTING, "", ())
+        epoch = m.epoch or 0
         out[m.model_key] = ModelInfo(
             model_key=m.model_key,
             base=names[m.base_key],
             base_key=m.base_key,
             task=run.task if run else None,
             run_id=m.run_id,
-            setting=setting_label(run.hparams) if run else BASE_SETTING,
+            setting=setting_label(run.hparams, recipe) if run else BASE_SETTING,
             seed=run.seed if run else None,
-            epoch=m.epoch or 0,
+            epoch=epoch,
+            recipe=recipe,
+            grid=grid_label(run.hparams) if run else BASE_SETTING,
+            round=0 if not run else next((i for i, e in enumerate(ends, 1) if epoch <= e), 1),
+            round_ends=ends,
         )
     return out
 

@@ -119,6 +119,8 @@ def permutation_test(
     """
     if len(x) < 1 or len(y) < 1:
         return TestResult(math.nan, math.nan, "permutation")
+    if min(len(x), len(y)) < 2:  # scipy wants two per group; the exact test needs none
+        return _exact_permutation(x, y)
     res = sps.permutation_test(
         (np.asarray(y, dtype=float), np.asarray(x, dtype=float)),
         lambda u, v: np.mean(u) - np.mean(v),
@@ -128,6 +130,22 @@ def permutation_test(
         rng=np.random.default_rng(seed),
     )
     return TestResult(float(res.statistic), float(res.pvalue), "permutation")
+
+
+def _exact_permutation(x: Sequence[float], y: Sequence[float]) -> TestResult:
+    """Every relabelling of the pooled values (two-sided, on mean(y) - mean(x))."""
+    import itertools
+
+    pooled = [float(v) for v in (*x, *y)]
+    observed = float(np.mean(y) - np.mean(x))
+    total = sum(pooled)
+    extreme = count = 0
+    for ys in itertools.combinations(range(len(pooled)), len(y)):
+        sy = sum(pooled[i] for i in ys)
+        d = sy / len(y) - (total - sy) / len(x)
+        extreme += abs(d) >= abs(observed) - 1e-12
+        count += 1
+    return TestResult(observed, extreme / count, "permutation")
 
 
 def welch_t(x: Sequence[float], y: Sequence[float]) -> TestResult:

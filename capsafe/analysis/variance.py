@@ -27,10 +27,10 @@ import numpy as np
 from capsafe.analysis.metrics import CellRate
 
 IDENTITY = (
-    "base", "task", "setting", "seed", "epoch", "metric", "benchmark", "judge", "format",
-    "sample_seed",
+    "base", "task", "recipe", "setting", "seed", "epoch", "round", "metric", "benchmark",
+    "judge", "format", "sample_seed",
 )  # fmt: skip
-FACTORS = ("seed", "setting", "format", "sample_seed", "benchmark", "judge")
+FACTORS = ("recipe", "seed", "setting", "format", "sample_seed", "benchmark", "judge")
 
 
 @dataclass(frozen=True)

@@ -83,14 +83,14 @@ def _model_order(m: ModelRow, runs: dict[str, RunRow]) -> tuple:
     run = runs.get(m.run_id) if m.run_id else None
     if run is None:
         return (m.base_name, m.run_id is not None, "", 0, m.run_id or "", m.epoch or 0)
-    return (m.base_name, True, setting_text(run.hparams), run.seed, run.run_id, m.epoch or 0)
+    return (m.base_name, True, setting_text(run), run.seed, run.run_id, m.epoch or 0)
 
 
 def _model_title(m: ModelRow, runs: dict[str, RunRow]) -> str:
     if m.run_id is None:
         return f"<b>base model</b> {esc(m.base_name)} · {abbr(m.model_key)}"
     run = runs.get(m.run_id)
-    detail = f" · {esc(setting_text(run.hparams))} · seed {run.seed}" if run else ""
+    detail = f" · {esc(setting_text(run))} · seed {run.seed}" if run else ""
     return (
         f"<b>{esc(m.base_name)}</b>{detail} · <b>epoch {esc(m.epoch)}</b>"
         f" · run <span class='mono'>{esc(m.run_id)}</span> · {abbr(m.model_key)}"

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from capsafe.analysis.analyses import ReportAnalyses, run_analyses
-from capsafe.analysis.labels import SAFETY_METRIC
+from capsafe.analysis.labels import SAFETY_METRIC, run_views
 from capsafe.analysis.rows import ExperimentRows
 from capsafe.config import ReportSpec, report_spec
 from capsafe.report.examples import examples_section
@@ -25,6 +25,7 @@ from capsafe.report.figures import ACCURACY, capability_safety_figure, figure_pn
 from capsafe.report.markup import definition_list, esc, setting_text
 from capsafe.report.methods import methods_section
 from capsafe.report.provenance import provenance_section
+from capsafe.report.recipes import recipes_section, recipes_summary
 from capsafe.report.sections import (
     judges_section,
     power_section,
@@ -62,9 +63,10 @@ def render_report(
         spec, spec_note = report_spec(config)
     a = run_analyses(rows, spec)
     sections = [
-        ("summary", "Summary", _warnings(rows, spec_note) + headline(a)),
+        ("summary", "Summary", _warnings(rows, spec_note) + headline(a) + recipes_summary(a)),
         ("figures", "Capability and safety by epoch", _figures(a)),
         ("safety", "Safety per benchmark and at matched capability", safety_section(a)),
+        ("recipes", "Recipes at matched capability", recipes_section(a, run_views(rows))),
         ("stability", "Conclusion stability", stability_section(a)),
         ("judges", "Judges and compliance", judges_section(a)),
         ("variance", "Where the variance comes from", variance_section(a)),
@@ -126,7 +128,7 @@ def _content_warning() -> str:
 
 def _summary(rows: ExperimentRows, config: Mapping[str, Any] | None) -> str:
     bases = sorted({m.base_name for m in rows.models} | {r.base_name for r in rows.runs})
-    settings = Counter(setting_text(r.hparams) for r in rows.runs)
+    settings = Counter(setting_text(r) for r in rows.runs)
     seeds = sorted({r.seed for r in rows.runs})
     epochs = sorted({c.epoch for c in rows.checkpoints})
     sets: dict[tuple[str, str], set[str]] = defaultdict(set)

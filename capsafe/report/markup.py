@@ -13,7 +13,8 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from capsafe.analysis.labels import setting_label
+from capsafe.analysis.labels import recipe_of, setting_label
+from capsafe.store import RunRow
 
 
 def esc(value: object) -> str:
@@ -109,9 +110,10 @@ def definition_list(items: Sequence[tuple[str, str]]) -> str:
     return f"<dl>{body}</dl>"
 
 
-def setting_text(hparams_json: str) -> str:
-    """A run's hyperparameter setting as the analysis labels it, or its raw JSON if it cannot."""
+def setting_text(run: RunRow) -> str:
+    """A run's recipe and hyperparameter setting as the analysis labels them, or its raw JSON
+    if it cannot."""
     try:
-        return setting_label(hparams_json)
+        return setting_label(run.hparams, recipe_of(run.settings)[0])
     except (KeyError, ValueError, TypeError):
-        return hparams_json
+        return run.hparams

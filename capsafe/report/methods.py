@@ -36,7 +36,7 @@ def _sources(names: list[str]) -> str:
 
 def methods_section(rows: ExperimentRows, a: ReportAnalyses) -> str:
     bases = sorted({f"{m.base_name} ({m.base_path})" for m in rows.models if m.run_id is None})
-    settings = sorted({setting_text(r.hparams) for r in rows.runs})
+    settings = sorted({setting_text(r) for r in rows.runs})
     seeds = sorted({r.seed for r in rows.runs})
     tasks = sorted({r.task for r in rows.runs})
     sets: dict[str, set[str]] = defaultdict(set)

@@ -94,7 +94,7 @@ def _runs(rows: ExperimentRows) -> str:
             mono(r.run_id),
             text(r.base_name),
             text(r.task),
-            text(setting_text(r.hparams)),
+            text(setting_text(r)),
             number(str(r.seed)),
             number(str(r.epochs)),
             json_cell(r.settings, summary="settings"),
