@@ -19,6 +19,7 @@ templates and compare (tests/test_judge_conformance.py).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,12 @@ def llama_guard_3_variant(model: str, variant: str | None = None) -> str:
     return found
 
 
+def _context_length(model: str) -> int:
+    """The positions a local model folder's config says it reads."""
+    config = json.loads((Path(model).expanduser() / "config.json").read_text(encoding="utf-8"))
+    return int(config["max_position_embeddings"])
+
+
 def _is_organism_guard(model: str) -> bool:
     from capsafe.organism.guard import MANIFEST  # the guard imports this module
 
@@ -262,6 +269,15 @@ def llama_guard_3(
     """variant: '8b' or '1b' template, read from the model's own chat template (or hub id)
     when not given; score: 'card' (P("unsafe")) or 'renormalised' (over safe/unsafe)."""
     spec = llama_guard_3_spec(llama_guard_3_variant(model, variant), score)
+    if _is_organism_guard(model):
+        # capsafe's tiny guard is a test double for this judge's code, not a judge of real
+        # text; it reads 512 positions, so long inputs are clipped to fit (ContextFitJudge).
+        from capsafe.judges.clipping import ContextFitJudge
+
+        return ContextFitJudge(
+            spec, model, context=_context_length(model), backend=backend,
+            batch_size=batch_size, device=device, backend_args=backend_args,
+        )  # fmt: skip
     return ModelJudge(
         spec, model, backend=backend, batch_size=batch_size, device=device,
         backend_args=backend_args,
