@@ -93,7 +93,16 @@ class RunOutcome:
 
 def needs_organism(cfg: ExperimentConfig) -> bool:
     names = [*([cfg.task.name] if cfg.task else []), *(s.name for s in cfg.safety)]
-    return cfg.uses_organism() or any(n.startswith("organism") for n in names)
+    # A mix drawn from the organism's world (safety_mix and poison default to it) reads it too.
+    ft = cfg.finetune
+    recipes = ft.recipes if ft else []
+    rounds = [rd for r in recipes for rd in (ft.recipe_rounds(r) or [])] if ft else []
+    mixes = [(r.name, r.args) for r in recipes] + [(rd.recipe, rd.args) for rd in rounds]
+    organism_mix = any(
+        name in ("safety_mix", "poison") and args.get("source", "organism") == "organism"
+        for name, args in mixes
+    )
+    return cfg.uses_organism() or organism_mix or any(n.startswith("organism") for n in names)
 
 
 def load_inputs(cfg: ExperimentConfig, progress: bool = True) -> Inputs:
