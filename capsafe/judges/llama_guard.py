@@ -168,10 +168,13 @@ def _context_length(model: str) -> int:
     return int(config["max_position_embeddings"])
 
 
-def _is_organism_guard(model: str) -> bool:
-    from capsafe.organism.guard import MANIFEST  # the guard imports this module
+# The file that marks a folder as the organism's tiny guard (capsafe.organism.guard writes
+# it); named here, so this judge recognises the guard without importing the organism.
+ORGANISM_GUARD_MANIFEST = "capsafe_guard.json"
 
-    return (Path(model).expanduser() / MANIFEST).is_file()
+
+def _is_organism_guard(model: str) -> bool:
+    return (Path(model).expanduser() / ORGANISM_GUARD_MANIFEST).is_file()
 
 
 _CODES_LINE = re.compile(r"S\d{1,2}(\s*,\s*S\d{1,2})*")

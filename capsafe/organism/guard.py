@@ -21,14 +21,14 @@ import random
 import time
 from pathlib import Path
 
-from capsafe.judges.llama_guard import llama_guard_3_prompt
+from capsafe.judges.llama_guard import ORGANISM_GUARD_MANIFEST, llama_guard_3_prompt
 from capsafe.organism.build import BUILD_THREADS, _torch_threads, write_folder_atomically
 from capsafe.organism.guard_data import GuardExample, guard_examples
 from capsafe.organism.world import WorldItem, load_world
 
 # Bump when the data, tokenizer, model or training changes.
 GUARD_VERSION = "1"
-MANIFEST = "capsafe_guard.json"
+MANIFEST = ORGANISM_GUARD_MANIFEST
 SPECIAL = ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 TRAIN = dict(steps=140, batch_size=32, learning_rate=2e-3, warmup_steps=20, weight_decay=0.01)
 
