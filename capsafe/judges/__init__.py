@@ -3,6 +3,7 @@
 from capsafe.judges import (  # noqa: F401  (registers)
     coherence,
     embedding,
+    embedding_harm,
     granite_guardian,
     harmbench_cls,
     keyword,

@@ -6,10 +6,13 @@ model hub. The model is loaded once per process and shared by every judge that a
 
     from capsafe.judges.embeddings import embed
     vectors = embed(["How do I bake bread?", "Mix flour and water."])   # (2, 384), unit norm
+    CAPSAFE_EMBEDDING_CACHE=~/.cache/capsafe/embeddings capsafe judges audit ...  # reuse
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -42,14 +45,36 @@ def load_embedder() -> Any:
     return SentenceTransformer(str(model_folder()), device="cpu")
 
 
+# A folder to keep embeddings in, keyed by the texts' digest, so that auditing or
+# benchmarking the same texts again embeds nothing (unset: no cache).
+CACHE_ENV = "CAPSAFE_EMBEDDING_CACHE"
+
+
+def cache_key(texts: Sequence[str]) -> str:
+    """sha256 of the embedding model and the texts, in order."""
+    blob = json.dumps([EMBEDDING_MODEL, list(texts)], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
 def embed(texts: Sequence[str], batch_size: int = 64) -> Any:
     """Unit-norm embeddings of `texts` as a float32 numpy array (len(texts), 384); the dot
-    product of two rows is their cosine similarity."""
+    product of two rows is their cosine similarity. Read from and saved to the folder
+    $CAPSAFE_EMBEDDING_CACHE names, when it names one."""
     import numpy as np
 
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
+    folder = os.environ.get(CACHE_ENV)
+    path = Path(folder).expanduser() / f"{cache_key(texts)}.npy" if folder else None
+    if path is not None and path.is_file():
+        return np.load(path)
     model = load_embedder()
-    return model.encode(
+    out = model.encode(
         list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
     )
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+        np.save(tmp, out)
+        tmp.replace(path)
+    return out

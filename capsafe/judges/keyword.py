@@ -108,7 +108,8 @@ PHRASE_LISTS: dict[str, tuple[str, ...]] = {
 # startswith tuples verbatim (paul-rottger/exaggerated-safety@d7bb5bd738c1fcbc36edd83d5e7d1b7
 # 1a3e2d84d:evaluation/classify_completions_strmatch.py). On XSTest's 2,250 labelled
 # completions it reaches 0.884 binary accuracy alone; with the phrases above, 0.889, and at
-# least as much on each of the five model files (benchmarks/refusal_judges_xstest.py).
+# least as much on each of the five model files (capsafe judges audit --preset xstest
+# --by source; docs/offline-judges.md).
 OPENINGS: dict[str, tuple[str, ...]] = {
     "default": (
         "sorry",
