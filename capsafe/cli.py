@@ -206,7 +206,7 @@ def _cmd_judges_audit(args: argparse.Namespace) -> int:
         judge_table,
         summary_lines,
     )
-    from capsafe.audit.run import audit, judge_all
+    from capsafe.audit.run import audit, judge_all, needs_running
     from capsafe.judges import JUDGES
     from capsafe.models import resolve_judge_args
     from capsafe.progress import quiet_libraries
@@ -241,7 +241,9 @@ def _cmd_judges_audit(args: argparse.Namespace) -> int:
     )
     if split_by is not None and "coherent" not in judges[split_by].measures:
         raise ValueError(f"--split-by {split_by!r}: that judge does not measure coherence")
-    verdicts = judge_all(judges, labelled, progress=not args.quiet)
+    # A judge that cannot be scored on this set is not run (the summary says it was skipped).
+    running = {n: j for n, j in judges.items() if needs_running(j.measures, labelled.dimension)}
+    verdicts = judge_all(running, labelled, progress=not args.quiet)
     result = audit(
         labelled, verdicts, {n: j.measures for n, j in judges.items()}, split_by,
         group_by=args.by,

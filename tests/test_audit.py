@@ -255,3 +255,25 @@ def test_by_source_gives_each_xstest_model_file_its_row():
     assert all(rows[m].n == 450 for m in rows if m != "all")
     with pytest.raises(ValueError, match="group_by must be"):
         audit(xs, verdicts, {"kw": judge.measures}, group_by="model")
+
+
+def test_a_judge_that_cannot_be_scored_is_not_run(tmp_path: Path, capsys, monkeypatch):
+    import capsafe.audit.run
+
+    ran = []
+    real = capsafe.audit.run.judge_all
+
+    def recording(judges, *args, **kwargs):
+        ran.append(set(judges))
+        return real(judges, *args, **kwargs)
+
+    monkeypatch.setattr(capsafe.audit.run, "judge_all", recording)
+    f = tmp_path / "r.csv"
+    f.write_text("q,a,r\nhi,\"I'm sorry, I can't\",full\nyo,Sure! Here you go,none\n")
+    code = main(
+        ["judges", "audit", "--file", str(f), "--dimension", "refusal", "--column", "prompt=q",
+         "--column", "response=a", "--column", "labels=r", "--judge", "keyword_refusal",
+         "--judge", "embedding_harm", "-q"]
+    )  # fmt: skip
+    assert code == 0 and ran == [{"keyword_refusal"}]
+    assert "skipped embedding_harm: does not measure 'refusal'" in capsys.readouterr().out

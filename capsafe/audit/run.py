@@ -76,6 +76,18 @@ class AuditResult:
     group_by: str = "category"  # what the rows other than "all" break the set down by
 
 
+def usable_dimensions(dimension: str) -> set[str]:
+    """What a judge must measure to be audited on `dimension` (harm is read by compliance
+    from a refusal-only judge)."""
+    return {dimension, "refusal"} if dimension == "harmful" else {dimension}
+
+
+def needs_running(measures: frozenset[str], dimension: str) -> bool:
+    """Whether a judge's verdicts enter the audit: it is scored, or it splits agreement
+    and counts coherence."""
+    return bool(usable_dimensions(dimension) & measures) or "coherent" in measures
+
+
 def binary_label(verdict: Judgment, dimension: str) -> int | None:
     """A judgment as 1/0 on the audited dimension; None for a parse error or no verdict."""
     if verdict.parse_error:
@@ -126,9 +138,10 @@ def audit(
     group_by: the breakdown beside "all", by item "category" or by "source" (the file or
     the model that wrote the response)."""
     dim = labelled.dimension
-    usable = {dim, "refusal"} if dim == "harmful" else {dim}
+    usable = usable_dimensions(dim)
     audited = [j for j in verdicts if usable & measures[j]]
-    skipped = {j: f"does not measure {dim!r}" for j in verdicts if not usable & measures[j]}
+    # A judge that measures none of them need not have run: measures names every judge.
+    skipped = {j: f"does not measure {dim!r}" for j in measures if not usable & measures[j]}
     proxies = [j for j in audited if dim not in measures[j]]
     if split_by is not None and "coherent" not in measures.get(split_by, frozenset()):
         raise ValueError(f"--split-by {split_by!r}: that judge does not measure coherence")
