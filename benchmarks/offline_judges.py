@@ -51,13 +51,14 @@ def fold_of(groups: Sequence[str]) -> np.ndarray:
 def table(title: str, truth: Sequence[int], labels: dict[str, Sequence[int | None]]) -> None:
     rows = audit_judges([[t] for t in truth], labels, n_boot=1000)
     print(f"\n{title} (n={len(truth)}, positive share {np.mean(truth):.3f})")
-    print(f"{'judge':<34}{'accuracy':<24}{'F1':<24}{'kappa':<24}")
+    print(f"{'judge':<34}{'n (errors)':<12}{'accuracy':<24}{'F1':<24}{'kappa':<24}")
     for r in rows:
         cells = [
             "undefined" if np.isnan(e.value) else f"{e.value:.3f} [{e.ci_low:.3f}, {e.ci_high:.3f}]"
             for e in (r.accuracy, r.f1, r.kappa)
         ]
-        print(f"{r.judge:<34}" + "".join(f"{c:<24}" for c in cells))
+        scored = f"{r.n} ({r.parse_errors})"
+        print(f"{r.judge:<34}{scored:<12}" + "".join(f"{c:<24}" for c in cells))
 
 
 def gptfuzz_cv(args: argparse.Namespace, guard) -> None:
@@ -79,19 +80,23 @@ def gptfuzz_cv(args: argparse.Namespace, guard) -> None:
         clf = fit_examples([rows[i] for i in tr], embedding_harm.RECIPE, x=x[tr])
         harm[te] = (clf.probabilities_of(x[te])[:, 1] >= 0.5).astype(int)
     labels["embedding_harm (refit per fold)"] = harm.tolist()
-    if guard is not None:
-        verdicts = guard.judge(
-            [JudgeItem(q, t) for q, t in zip(questions(args), texts, strict=True)]
-        )
-        labels["organism guard (llama_guard_3)"] = [
-            None if v.parse_error else int(bool(v.harmful)) for v in verdicts
-        ]
     table(
         f"GPTFuzz train.csv, {FOLDS}-fold cross-validation holding out whole questions "
         "(harmful = 1)",
         truth,
         labels,
     )
+    if guard is not None:  # the tiny guard is slow on CPU: every Nth response
+        keep = list(range(0, len(rows), args.guard_every))
+        asked = questions(args)
+        verdicts = guard.judge([JudgeItem(asked[i], texts[i]) for i in keep])
+        table(
+            f"GPTFuzz train.csv, every {args.guard_every}th response, the organism guard",
+            [truth[i] for i in keep],
+            {"organism guard (llama_guard_3)": [
+                None if v.parse_error else int(bool(v.harmful)) for v in verdicts
+            ]},
+        )  # fmt: skip
 
 
 def questions(args: argparse.Namespace) -> list[str]:
@@ -174,6 +179,7 @@ def main() -> None:
     ap.add_argument("--xstest", type=Path, default=SHARED / "xstest")
     ap.add_argument("--gptfuzz-eval", type=Path, help="GPTFuzz's evaluate.csv (not in shared)")
     ap.add_argument("--guard", help="the organism guard's folder, to score it on GPTFuzz too")
+    ap.add_argument("--guard-every", type=int, default=5, help="score the guard on every Nth")
     ap.add_argument("--cache-dir", type=Path, default=Path("~/.cache/capsafe/embeddings"))
     args = ap.parse_args()
     # Every embedding here and in the judges goes through the cache: a rerun embeds nothing.

@@ -3,6 +3,7 @@ mapping), the audit's numbers against a direct count, and the CLI's outputs."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -277,3 +278,19 @@ def test_a_judge_that_cannot_be_scored_is_not_run(tmp_path: Path, capsys, monkey
     )  # fmt: skip
     assert code == 0 and ran == [{"keyword_refusal"}]
     assert "skipped embedding_harm: does not measure 'refusal'" in capsys.readouterr().out
+
+
+def test_quiet_silences_the_libraries_progress_bars(monkeypatch):
+    from transformers.utils import logging as hf_logging
+
+    from capsafe.progress import quiet_libraries
+
+    for name in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        monkeypatch.delenv(name, raising=False)  # restored after the test
+    try:
+        quiet_libraries()
+        assert os.environ["TQDM_DISABLE"] == "1"
+        assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.enable_progress_bar()
