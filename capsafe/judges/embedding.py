@@ -1,6 +1,6 @@
 """Embedding refusal judge: a logistic regression on all-MiniLM-L6-v2 sentence embeddings of
-the response (MiniLM reads its first 256 word pieces), labelling refusal "full", "partial" or "none";
-harm is not measured.
+the response (MiniLM reads its first 256 word pieces), labelling refusal "full", "partial"
+or "none"; harm is not measured.
 
 It is fitted on capsafe's own composed examples (capsafe.judges.refusal_examples): plain,
 prefaced and role-play compliance, refusals plain, lecturing, in a persona's voice and in
