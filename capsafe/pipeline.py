@@ -267,6 +267,8 @@ def _generate(
     """Generate every missing response of every model of one base (and score the options of
     a log-likelihood task); returns how many generations were new."""
     records = (inputs.test if not inputs.loglik_task else []) + inputs.safety
+    # Two runs can share a checkpoint (identical adapters): each model is generated on once.
+    models = list({m.model_key: m for m in models}.values())
     pending: dict[str, list[GenerationJob]] = {}
     choice_jobs: dict[str, list[GenerationJob]] = {}
     for m in models:
