@@ -20,7 +20,12 @@ from matplotlib.figure import Figure
 
 from capsafe.analysis.labels import RunView
 from capsafe.analysis.metrics import CellRate
-from capsafe.report.figures_safety import COLOURS, MAX_PANELS, _figure, _percent
+from capsafe.report.figures_safety import MAX_PANELS, _figure, _percent
+
+# One colour per recipe: matplotlib's tab10 (an experiment rarely compares more; beyond ten
+# the colours repeat and the legend still names each line).
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
 
 Curve = dict[int, tuple[float, float]]  # epoch -> (mean accuracy, mean safety rate)
 
@@ -129,6 +134,7 @@ def recipe_epochs_figure(
         _percent(ax)
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("epoch (0: base)", fontsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         title = f"accuracy: {capability}" if k == 0 else f"{what}\njudge: {judge}, {fmt}"
         ax.set_title(title, fontsize=9)
     axes[0].legend(fontsize=7, frameon=False)
