@@ -247,13 +247,12 @@ def _capability_evaluator(
 
     def evaluate(model: ModelRow) -> float:
         _generate(cfg, [model], only_task, store, False)
-        _score(only_task, store.generations(model.model_key), store)
-        first = cfg.formats[0].name
-        gens = {g.key for g in store.generations(model.model_key)
-                if g.kind == "task" and g.format == first}  # fmt: skip
-        task = inputs.task
-        found = [s.correct for s in store.scores() if s.generation_key in gens
-                 and (s.task, s.task_version) == (task.name, task.version)]  # fmt: skip
+        gens = store.generations(model.model_key)  # read once: to score, and to count
+        _score(only_task, gens, store)
+        first, task = cfg.formats[0].name, inputs.task
+        keys = [score_key(g.key, task.name, task.version) for g in gens
+                if g.kind == "task" and g.format == first]  # fmt: skip
+        found = [s.correct for s in store.scores(keys)]
         accuracy = sum(found) / len(found) if found else 0.0
         say(progress, f"  epoch {model.epoch}: accuracy {accuracy:.1%} on {len(found)} items")
         return accuracy

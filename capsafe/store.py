@@ -319,8 +319,15 @@ class Store:
     def judgments(self) -> list[JudgmentRow]:
         return self._select(JudgmentRow, "SELECT * FROM judgments ORDER BY key")
 
-    def scores(self) -> list[ScoreRow]:
-        return self._select(ScoreRow, "SELECT * FROM scores ORDER BY key")
+    def scores(self, keys: Sequence[str] | None = None) -> list[ScoreRow]:
+        """Every score, or those under `keys`."""
+        if keys is None:
+            return self._select(ScoreRow, "SELECT * FROM scores ORDER BY key")
+        out: list[ScoreRow] = []
+        for chunk in _chunks(list(keys), 500):
+            sql = f"SELECT * FROM scores WHERE key IN ({', '.join('?' * len(chunk))})"
+            out += self._select(ScoreRow, sql, chunk)
+        return out
 
     def versions(self) -> dict[str, list[str]]:
         """The capsafe versions that wrote each result table."""
