@@ -2,6 +2,7 @@
 # Set up capsafe in ./.venv (idempotent; a second run takes seconds).
 #
 #   bash scripts/setup.sh            # capsafe + test tools
+#   bash scripts/setup.sh --tests    # also what the tests need beyond Python: chromium
 #   CAPSAFE_TORCH="torch==2.5.1" bash scripts/setup.sh   # choose the torch build yourself
 #
 # torch is chosen for the machine before capsafe is installed, and pip keeps it:
@@ -35,4 +36,15 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   fi
 fi
 pip install -q -e ".[dev]"
+if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1; then
+  # The report's browser tests run headless Chromium (Debian's package).
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "[setup] installing chromium for the browser tests" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+      || echo "[setup] WARNING: could not install chromium; the browser tests will not run" >&2
+  else
+    echo "[setup] WARNING: chromium is missing and cannot be installed here (needs root and" \
+      "apt-get); the browser tests will not run" >&2
+  fi
+fi
 echo "[setup] ready: $("$VENV/bin/python" -c 'import torch, capsafe; print("capsafe", capsafe.__version__, "torch", torch.__version__)')" >&2
