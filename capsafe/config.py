@@ -8,25 +8,41 @@ YAML scalars or lists), so `capsafe run exp.yaml decoding.max_new_tokens=32` wor
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic import Strict as StrictType
 
 BUILTIN_ORGANISM = "builtin:organism"
 
 
+# Numbers and switches are taken as written: `seeds: [true]` is not seed 1, `limit: 2.5` is
+# not 2, `stratify: "no"` is not a switch, and no float may be inf or nan.
+Int = Annotated[int, StrictType()]
+Float = Annotated[float, StrictType()]  # an integer is a float too
+Bool = Annotated[bool, StrictType()]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class OrganismSpec(Strict):
     """Where the built-in model organism lives and which seed builds it."""
 
     dir: Path = Path(".capsafe/organism")  # relative paths are relative to the config file
-    seed: int = 0
+    seed: Int = 0
 
 
 class ModelSpec(Strict):
@@ -35,7 +51,7 @@ class ModelSpec(Strict):
     name: str
     path: str
     revision: str | None = None
-    trust_remote_code: bool = False
+    trust_remote_code: Bool = False
 
 
 class PromptSetSpec(Strict):
@@ -47,9 +63,9 @@ class PromptSetSpec(Strict):
 
     name: str
     path: Path | None = None
-    limit: int | None = Field(default=None, gt=0)
-    stratify: bool = False
-    seed: int = 0
+    limit: Int | None = Field(default=None, gt=0)
+    stratify: Bool = False
+    seed: Int = 0
     args: dict[str, Any] = {}
 
 
@@ -58,18 +74,18 @@ class TaskSpec(Strict):
 
     name: str
     path: Path | None = None
-    train_limit: int | None = Field(default=None, gt=0)
-    test_limit: int | None = Field(default=None, gt=0)
+    train_limit: Int | None = Field(default=None, gt=0)
+    test_limit: Int | None = Field(default=None, gt=0)
     args: dict[str, Any] = {}
 
 
 class LoraGrid(Strict):
     """Lists are grid axes; the experiment runs their Cartesian product x seeds."""
 
-    learning_rate: list[float] = [2e-3]
-    rank: list[int] = [8]
-    alpha: list[int] = [16]
-    epochs: list[int] = [3]
+    learning_rate: list[Float] = [2e-3]
+    rank: list[Int] = [8]
+    alpha: list[Int] = [16]
+    epochs: list[Int] = [3]
 
     @field_validator("learning_rate", "rank", "alpha", "epochs")
     @classmethod
@@ -87,7 +103,7 @@ class RoundSpec(Strict):
     data recipe (default: the run's own recipe's data; a data recipe: baseline, safety_mix or
     poison, with `args`)."""
 
-    epochs: int = Field(gt=0)
+    epochs: Int = Field(gt=0)
     task: TaskSpec | None = None
     recipe: str | None = None
     args: dict[str, Any] = {}
@@ -121,13 +137,13 @@ class FinetuneSpec(Strict):
     # with another format is the PTST recipe (train without a safety prompt, test with one).
     format: str | None = None
     grid: LoraGrid = LoraGrid()
-    seeds: list[int] = [0]
-    batch_size: int = Field(default=16, gt=0)
-    max_length: int = Field(default=256, gt=0)
-    dropout: float = Field(default=0.0, ge=0, lt=1)
+    seeds: list[Int] = [0]
+    batch_size: Int = Field(default=16, gt=0)
+    max_length: Int = Field(default=256, gt=0)
+    dropout: Float = Field(default=0.0, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
     scheduler: Literal["constant", "linear", "cosine"] = "constant"
-    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+    warmup_ratio: Float = Field(default=0.0, ge=0, lt=1)
 
     @field_validator("recipes")
     @classmethod
@@ -181,7 +197,7 @@ class FormatSpec(Strict):
     """
 
     name: str = "default"
-    chat_template: bool = True
+    chat_template: Bool = True
     system: SystemPreset | None = None
     system_prompt: str | None = None
 
@@ -195,10 +211,10 @@ class FormatSpec(Strict):
 class DecodingSpec(Strict):
     """samples_per_prompt: N is shorthand for sample_seeds [0 .. N-1]."""
 
-    max_new_tokens: int = Field(default=64, gt=0)
-    temperature: float = Field(default=0.0, ge=0)  # 0 = greedy
-    top_p: float = Field(default=1.0, gt=0, le=1)
-    sample_seeds: list[int] = [0]  # one response per prompt per seed (greedy needs one)
+    max_new_tokens: Int = Field(default=64, gt=0)
+    temperature: Float = Field(default=0.0, ge=0)  # 0 = greedy
+    top_p: Float = Field(default=1.0, gt=0, le=1)
+    sample_seeds: list[Int] = [0]  # one response per prompt per seed (greedy needs one)
 
     @model_validator(mode="before")
     @classmethod
@@ -235,7 +251,7 @@ class JudgeSpec(Strict):
 
 class GenerationSpec(Strict):
     backend: str = "transformers"
-    batch_size: int = Field(default=32, gt=0)
+    batch_size: Int = Field(default=32, gt=0)
     device: str = "auto"
     args: dict[str, Any] = {}
 
@@ -244,8 +260,8 @@ class CapabilityTarget(Strict):
     """The capability each run is matched at: an absolute accuracy, or a fraction of the best
     run's gain over its base (0.8: base + 0.8 * (best - base))."""
 
-    accuracy: float | None = Field(default=None, ge=0, le=1)
-    gain_fraction: float | None = Field(default=None, gt=0, le=1)
+    accuracy: Float | None = Field(default=None, ge=0, le=1)
+    gain_fraction: Float | None = Field(default=None, gt=0, le=1)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CapabilityTarget:
@@ -260,12 +276,12 @@ class CapabilityTarget(Strict):
 class ReportSpec(Strict):
     """What the report computes; `capsafe report DIR report.KEY=VALUE` overrides it later."""
 
-    examples_per_checkpoint: int = Field(default=5, ge=0)
+    examples_per_checkpoint: Int = Field(default=5, ge=0)
     capability_target: CapabilityTarget = CapabilityTarget(gain_fraction=0.8)
     # The scored benchmark to anchor on; default: the first, alphabetically.
     capability_benchmark: str | None = None
     # The change in the harmful-compliance rate the power analysis plans to detect.
-    power_change: float = Field(default=0.1, gt=0, lt=1)
+    power_change: Float = Field(default=0.1, gt=0, lt=1)
 
 
 class AdapterSpec(Strict):
@@ -294,6 +310,17 @@ class ExperimentConfig(Strict):
     judges: list[JudgeSpec] = [JudgeSpec(name="keyword_refusal")]
     generation: GenerationSpec = GenerationSpec()
     report: ReportSpec = ReportSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        # The name is the default output folder's (runs/<name>): one plain folder name.
+        if not _NAME.fullmatch(name):
+            raise ValueError(
+                "must be a plain folder name (letters, digits, '.', '_', '-', not starting "
+                "with '.'), not a path; set output_dir to write elsewhere"
+            )
+        return name
 
     @field_validator("base_models", "safety", "formats", "judges")
     @classmethod
@@ -378,6 +405,9 @@ class ExperimentConfig(Strict):
         return any(m.path == BUILTIN_ORGANISM for m in self.base_models)
 
 
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
 def _unique_names(items: list[Any]) -> list[Any]:
     names = [i.name for i in items]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -388,6 +418,39 @@ def _unique_names(items: list[Any]) -> list[Any]:
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the file and every bad field."""
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as a config needs it: a key given twice in one mapping is an error (PyYAML keeps
+    the last silently), and `1e-3` is a number, as in YAML 1.2 (PyYAML's YAML 1.1 reads a
+    float without a dot as a string)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} is given twice (first on line {seen[key] + 1}); "
+                    "the second would silently replace the first",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse config YAML (duplicate keys refused, `1e-3` a float); raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def _format_validation_error(source: str, err: ValidationError) -> str:
@@ -427,7 +490,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if not isinstance(node, (dict, list)):
                 raise ConfigError(f"override {item!r}: {where} is not a mapping or list")
         last = keys[-1]
-        value = yaml.safe_load(raw)
+        try:
+            value = read_yaml(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(
+                f"override {item!r}: the value is not valid YAML: {getattr(err, 'problem', err)}"
+            ) from None
         if isinstance(node, list):
             if not last.isdigit() or int(last) >= len(node):
                 raise ConfigError(f"override {item!r}: {last} is not an index of the list")
@@ -454,7 +522,7 @@ def load_config(path: Path, overrides: list[str] | None = None) -> ExperimentCon
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

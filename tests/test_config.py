@@ -164,3 +164,50 @@ def test_report_spec_from_saved_config_and_overrides():
     # Settings an older capsafe saved are not fatal: defaults, and a note saying why.
     spec, note = report_spec({"report": {"old_key": 1}})
     assert spec == ReportSpec() and "old_key: unknown key" in note
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "message"),
+    [
+        ("decoding.temperature=.inf", "decoding.temperature", "finite"),
+        ("finetune.grid.learning_rate=[.nan]", "finetune.grid.learning_rate.0", "finite"),
+        ("finetune.seeds=[true]", "finetune.seeds.0", "valid integer"),
+        ("safety.0.limit=2.5", "safety.0.limit", "valid integer"),
+        ("safety.0.stratify=yes_please", "safety.0.stratify", "valid boolean"),
+        ("name=../../x", "name", "plain folder name"),
+        ("name=.hidden", "name", "plain folder name"),
+        ("report.power_change=.nan", "report.power_change", "finite"),
+    ],
+)
+def test_nonsense_values_are_refused_naming_the_field(tmp_path, override, field, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, MINIMAL), [override])
+    assert f"  {field}: " in str(err.value) and message in str(err.value)
+
+
+def test_yaml_numbers_without_a_dot_are_numbers(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(MINIMAL) + "finetune: {grid: {learning_rate: [1e-3, 2E-4]}}\n")
+    assert load_config(path).finetune.grid.learning_rate == [1e-3, 2e-4]
+    cfg = load_config(path, ["finetune.grid.learning_rate=[5e-4]"])
+    assert cfg.finetune.grid.learning_rate == [5e-4]
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(MINIMAL) + "decoding: {max_new_tokens: 8}\n" * 2)
+    with pytest.raises(
+        ConfigError, match=r"exp\.yaml: line \d+, column 1: .*'decoding' is given twice"
+    ):
+        load_config(path)
+    nested = "name: t\nreport: {power_change: 0.1, power_change: 0.2}\n"
+    path.write_text(nested)
+    with pytest.raises(ConfigError, match="'power_change' is given twice"):
+        load_config(path)
+
+
+def test_malformed_override_value_is_one_line(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, MINIMAL), ["finetune.seeds=[0,1"])
+    assert str(err.value).startswith("override 'finetune.seeds=[0,1': the value is not valid YAML")
+    assert "\n" not in str(err.value)
