@@ -18,6 +18,7 @@ from typing import Any
 from capsafe.config import DecodingSpec, ExperimentConfig, JudgeSpec
 from capsafe.data import TASKS, DataContext, Task, load_prompt_set
 from capsafe.data.base import EmptySetError, take
+from capsafe.finetune.checkpoints import non_finite_tensors
 from capsafe.formats import build_request
 from capsafe.judges import JUDGES, Judge
 from capsafe.keys import canonical_json, digest, folder_content_hash
@@ -216,6 +217,12 @@ def _adapter_models(
         folder = resolve_folder(
             a.path, a.revision, what=f"adapter {a.name!r}", required="adapter_config.json"
         )
+        bad = non_finite_tensors(folder)
+        if bad:  # its answers would be garbage, scored as if they meant something
+            raise ValueError(
+                f"adapters: {a.name!r} ({folder}) holds inf/nan in {len(bad)} tensor(s), e.g. "
+                f"{bad[0]}; a diverged adapter is not evaluated"
+            )
         model_key = adapter_model_key(base.base_key, folder_content_hash(folder, store))
         run_id = digest(adapter=model_key)
         store.put_run(

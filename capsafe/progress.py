@@ -41,3 +41,8 @@ def quiet_libraries() -> None:
 def say(enabled: bool, message: str) -> None:
     if enabled:
         print(f"[capsafe] {message}", file=sys.stderr, flush=True)
+
+
+def warn(message: str) -> None:
+    """A line that must be seen, quiet or not (a failed run, a dropped input)."""
+    print(f"[capsafe] WARNING: {message}", file=sys.stderr, flush=True)

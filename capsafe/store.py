@@ -18,14 +18,19 @@ from typing import Any, TypeVar
 
 from capsafe import __version__
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+_FAILURES = """CREATE TABLE IF NOT EXISTS failures (
+    run_id TEXT PRIMARY KEY, reason TEXT NOT NULL, step INTEGER, epochs_kept INTEGER NOT NULL,
+    capsafe_version TEXT NOT NULL, created_at REAL NOT NULL);"""
 # Forward migrations from each older schema version (applied in order, in one transaction).
 _MIGRATIONS = {
     1: "ALTER TABLE scores ADD COLUMN value REAL;",  # graded capability scores
     2: "ALTER TABLE judgments ADD COLUMN truncated INTEGER;",  # cut at the token limit
+    3: _FAILURES,  # runs whose training diverged
 }
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS file_hashes (
     path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL,
@@ -64,6 +69,8 @@ CREATE TABLE IF NOT EXISTS scores (
     capsafe_version TEXT NOT NULL, created_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS scores_generation ON scores (generation_key);
 """
+    + _FAILURES
+)
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,17 @@ class RunRow:
     seed: int
     epochs: int
     settings: str  # canonical JSON of everything else that shaped the run
+
+
+@dataclass(frozen=True)
+class FailureRow:
+    """A run whose training diverged (non-finite loss or weights): why, at which step, and
+    how many finished epochs before it were kept (evaluated like any other checkpoint)."""
+
+    run_id: str
+    reason: str
+    step: int | None
+    epochs_kept: int
 
 
 @dataclass(frozen=True)
@@ -277,6 +295,12 @@ class Store:
 
     def put_checkpoint(self, row: CheckpointRow) -> None:
         self._insert("checkpoints", [row])
+
+    def put_failure(self, row: FailureRow) -> None:
+        self._insert("failures", [row])
+
+    def failures(self) -> list[FailureRow]:
+        return self._select(FailureRow, "SELECT * FROM failures ORDER BY created_at, run_id")
 
     def put_generations(self, rows: Sequence[GenerationRow]) -> int:
         return self._insert("generations", rows)

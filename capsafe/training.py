@@ -20,15 +20,15 @@ from pathlib import Path
 
 from capsafe.config import ExperimentConfig, RecipeSpec, TaskSpec
 from capsafe.data import TASKS, DataContext, Task
-from capsafe.finetune.checkpoints import stopped_epoch
+from capsafe.finetune.checkpoints import failure, stopped_epoch
 from capsafe.finetune.mixing import training_data
 from capsafe.finetune.recipes import Recipe, RecipeError, build_recipe
 from capsafe.formats import system_text
 from capsafe.keys import canonical_json, folder_content_hash
 from capsafe.plan import RecipePlan, RoundData, RoundPlan, RunPlan, adapter_model_key
-from capsafe.progress import say
+from capsafe.progress import say, warn
 from capsafe.records import TrainExample
-from capsafe.store import CheckpointRow, ModelRow, RunRow, Store
+from capsafe.store import CheckpointRow, FailureRow, ModelRow, RunRow, Store
 
 SAFELORA_PREFIX = "safelora-"
 # evaluate(model row of a checkpoint) -> its capability accuracy (0-1), for stop_at_target
@@ -103,11 +103,15 @@ def round_dir(run: RunPlan, rd: RoundPlan) -> Path:
 
 def expected_epochs(run: RunPlan) -> int:
     """How many epochs the run has when finished: all, or up to where stop_at_target ended it
-    (read from the round folders; nothing is loaded)."""
+    or training diverged (read from the round folders; nothing is loaded)."""
     for rd in run.rounds:
-        stop = stopped_epoch(round_dir(run, rd)) if round_dir(run, rd).is_dir() else None
+        folder = round_dir(run, rd)
+        stop = stopped_epoch(folder) if folder.is_dir() else None
         if stop is not None:
             return rd.first_epoch + stop - 1
+        failed = failure(folder) if folder.is_dir() else None
+        if failed is not None:
+            return rd.first_epoch + failed["epochs_kept"] - 1
     return run.epochs
 
 
@@ -155,6 +159,13 @@ def finetune_run(
         for ck in epochs:
             rows.append(checkpoint(ck))
         trained += sum(1 for ck in epochs if rd.first_epoch + ck.epoch - 1 not in done)
+        failed = failure(round_dir(run, rd))
+        if failed is not None:
+            kept = len(rows)
+            store.put_failure(FailureRow(run.run_id, failed["reason"], failed["step"], kept))
+            warn(f"run {run.base_name} {run_label(run)} FAILED and is not evaluated past epoch "
+                 f"{kept}: training diverged ({failed['reason']})")  # fmt: skip
+            break
         if len(epochs) < rd.epochs:  # stop_at_target ended the run in this round
             break
         init, steps_before = epochs[-1].adapter_dir, steps_before + epochs[-1].steps

@@ -325,3 +325,41 @@ def test_bad_inputs_fail_clearly(base: Path, tmp_path: Path) -> None:
         finetune_lora(plain, EXAMPLES, HPARAMS, 0, tmp_path / "c", progress=False)
     with pytest.raises(ValueError, match="scheduler"):
         LoraHparams(learning_rate=1e-3, scheduler="exponential")
+
+
+def test_a_diverging_run_stops_and_is_recorded_as_failed(base: Path, tmp_path: Path) -> None:
+    from capsafe.finetune.checkpoints import failure, non_finite_tensors
+
+    hparams = replace(HPARAMS, learning_rate=1e9, epochs=3)
+    out = tmp_path / "run"
+    seen: list[EpochCheckpoint] = []
+    result = finetune_lora(base, EXAMPLES, hparams, 0, out, on_epoch=seen.append, progress=False)
+    failed = failure(out)
+    assert failed is not None and "inf/nan" in failed["reason"], failed
+    assert failed["epochs_kept"] == len(result) < hparams.epochs
+    assert seen == result  # the finite epochs before the divergence, delivered as usual
+    for ck in result:
+        assert non_finite_tensors(ck.adapter_dir) == []
+    assert not (out / "trainer").exists()
+    # The same inputs diverge the same way: a second call does not train again.
+    stamp = (out / "capsafe_failed.json").stat().st_mtime_ns
+    assert finetune_lora(base, EXAMPLES, hparams, 0, out, progress=False) == result
+    assert (out / "capsafe_failed.json").stat().st_mtime_ns == stamp
+
+
+def test_non_finite_tensors_names_them(reference: list[EpochCheckpoint], tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from capsafe.finetune.checkpoints import non_finite_tensors
+
+    folder = tmp_path / "bad"
+    shutil.copytree(reference[0].adapter_dir, folder)
+    tensors = load_file(folder / ADAPTER_FILES[1])
+    name = sorted(tensors)[1]
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] = float("nan")
+    save_file(tensors, folder / ADAPTER_FILES[1])
+    assert non_finite_tensors(folder) == [name]
+    assert non_finite_tensors(reference[0].adapter_dir) == []
+    assert torch.isfinite(load_file(reference[0].adapter_dir / ADAPTER_FILES[1])[name]).all()

@@ -149,3 +149,27 @@ def test_cli_dry_run_and_report(finished, small_config, tmp_path, capsys):
     )
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "no capsafe.db" in capsys.readouterr().err
+
+
+def test_a_diverged_run_fails_loudly_and_the_others_are_kept(small_config, tmp_path, capsys):
+    """learning_rate 1e9 used to exit 0 with NaN adapters whose empty answers the judges
+    counted as harmful compliance."""
+    finetune = {
+        "grid": {"learning_rate": [1e9, 3e-3], "rank": [4], "alpha": [8], "epochs": [2]},
+        "seeds": [0],
+        "batch_size": 16,
+    }
+    path = small_config("diverge", finetune=finetune)
+    outcome = run_experiment(load_config(path), progress=False)
+    assert "FAILED" in capsys.readouterr().err
+    with Store(tmp_path / "diverge" / STORE_FILE) as store:
+        (failed,) = store.failures()
+        runs = {r.run_id: json.loads(r.hparams)["learning_rate"] for r in store.runs()}
+        assert runs[failed.run_id] == 1e9 and "inf/nan" in failed.reason
+        epochs = {(runs[c.run_id], c.epoch) for c in store.checkpoints()}
+        assert epochs == {(3e-3, 1), (3e-3, 2)} | {(1e9, e + 1) for e in range(failed.epochs_kept)}
+    html = outcome.report.read_text(encoding="utf-8")
+    assert "1 run(s) FAILED: training diverged" in html
+    # A rerun neither trains the failed run again nor forgets it.
+    again = run_experiment(load_config(path), progress=False)
+    assert again.epochs_trained == 0 and "FAILED" in again.report.read_text(encoding="utf-8")

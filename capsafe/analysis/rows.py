@@ -7,6 +7,7 @@ from typing import Any
 
 from capsafe.store import (
     CheckpointRow,
+    FailureRow,
     GenerationRow,
     JudgmentRow,
     ModelRow,
@@ -24,6 +25,7 @@ class ExperimentRows:
     generations: list[GenerationRow]
     judgments: list[JudgmentRow]
     scores: list[ScoreRow]
+    failures: list[FailureRow] = field(default_factory=list)  # runs whose training diverged
     # Results derived from these rows alone (e.g. analysis.labels.cell_labels), computed once
     # however many analyses ask; not an init field, so dataclasses.replace starts it empty.
     memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -37,6 +39,7 @@ class ExperimentRows:
             generations=store.generations(),
             judgments=store.judgments(),
             scores=store.scores(),
+            failures=store.failures(),
         )
 
     def base_versions(self) -> dict[str, set[str]]:

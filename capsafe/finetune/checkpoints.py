@@ -8,18 +8,21 @@
       epoch-2/ ...
       capsafe_reported.json   epochs whose on_epoch callback has returned
       capsafe_stopped.json    the epoch a stop_when callback ended the run at (if it did)
+      capsafe_failed.json     why training diverged (non-finite loss or weights), if it did;
+                              the epochs before it are kept, none after
       trainer/checkpoint-N/   the Trainer's own latest checkpoint (optimizer, scheduler, RNG);
                               removed once every epoch is done
 
 An epoch folder is written under a temporary name and renamed, so it either exists whole
 or not at all. It is exported from the Trainer checkpoint of the same epoch, so a crash
-between the two writes is repaired on the next call (see recover_epochs). Nothing here
-imports torch.
+between the two writes is repaired on the next call (see recover_epochs). Only the
+finiteness check (non_finite_tensors) imports torch.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import uuid
@@ -34,6 +37,7 @@ RUN_FILE = "capsafe_run.json"
 EPOCH_FILE = "capsafe_epoch.json"
 REPORTED_FILE = "capsafe_reported.json"
 STOPPED_FILE = "capsafe_stopped.json"
+FAILED_FILE = "capsafe_failed.json"
 TRAINER_DIR = "trainer"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # What a Trainer checkpoint needs to resume from; trainer_state.json is written last, and
@@ -195,6 +199,13 @@ def export_epoch(checkpoint: Path, out_dir: Path, meta: Mapping[str, Any]) -> Ep
     losses = [h["loss"] for h in state["log_history"] if "loss" in h and h["step"] == steps]
     if abs(state["epoch"] - epoch) > 1e-6 or not losses:
         raise RuntimeError(f"{checkpoint} was not taken at the end of an epoch")
+    if not math.isfinite(losses[-1]):
+        raise TrainingDiverged(f"epoch {epoch}: train loss is {losses[-1]}", steps)
+    bad = non_finite_tensors(checkpoint)
+    if bad:
+        raise TrainingDiverged(
+            f"epoch {epoch}: {len(bad)} adapter tensor(s) hold inf/nan (e.g. {bad[0]})", steps
+        )
     final = epoch_dir(out_dir, epoch)
     if final.is_dir():
         if _adapter_bytes(checkpoint) != _adapter_bytes(final):
@@ -293,3 +304,39 @@ def stopped_epoch(out_dir: Path) -> int | None:
 
 def mark_stopped(out_dir: Path, epoch: int) -> None:
     write_json_atomic(out_dir / STOPPED_FILE, {"epoch": epoch})
+
+
+class TrainingDiverged(RuntimeError):
+    """A run's loss or weights became non-finite (inf or nan): it is stopped and recorded as
+    failed, never evaluated from that point on."""
+
+    def __init__(self, reason: str, step: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.step = reason, step
+
+
+def failure(out_dir: Path) -> dict[str, Any] | None:
+    """Why the run failed ({"reason", "step", "epochs_kept"}), or None. A failed run is not
+    trained again: the same inputs diverge the same way."""
+    path = out_dir / FAILED_FILE
+    return read_json(path) if path.is_file() else None
+
+
+def mark_failed(out_dir: Path, err: TrainingDiverged) -> None:
+    kept = len(read_epochs(out_dir))
+    write_json_atomic(
+        out_dir / FAILED_FILE, {"reason": err.reason, "step": err.step, "epochs_kept": kept}
+    )
+
+
+def non_finite_tensors(adapter_dir: Path) -> list[str]:
+    """The names of the adapter's tensors holding inf or nan (read one at a time)."""
+    import torch
+    from safetensors import safe_open
+
+    bad = []
+    with safe_open(str(Path(adapter_dir) / ADAPTER_FILES[1]), framework="pt") as f:
+        for name in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+            if not torch.isfinite(f.get_tensor(name)).all():
+                bad.append(name)
+    return bad

@@ -25,8 +25,11 @@ from typing import Any
 from capsafe.finetune.checkpoints import (
     TRAINER_DIR,
     EpochCheckpoint,
+    TrainingDiverged,
     claim_run_dir,
     export_epoch,
+    failure,
+    mark_failed,
     mark_reported,
     mark_stopped,
     read_epochs,
@@ -124,6 +127,11 @@ def finetune_lora(
     the kl_to_aligned penalty. stop_when(epoch) is asked after each epoch (and, on a resumed
     call, of the stored epochs first): True ends the run there, recorded in the run folder
     (capsafe_stopped.json), so a later call returns the same, shorter list of epochs.
+
+    Divergence: when the loss or the trainable weights become inf or nan, training stops, the
+    reason is recorded in the run folder (capsafe_failed.json, read with
+    checkpoints.failure) and the epochs finished before it are returned; a later call with
+    the same inputs does not train again.
     """
     from capsafe.backends.loading import resolve_source
 
@@ -149,27 +157,35 @@ def finetune_lora(
         stopped = stopped_epoch(out_dir)
         if stopped is None and stop_when is not None:
             stopped = _check_stored(out_dir, stop_when)
-        if stopped is None and len(read_epochs(out_dir)) < hparams.epochs:
-            _train(
-                base,
-                examples,
-                hparams,
-                seed,
-                out_dir,
-                meta(),
-                on_epoch=on_epoch,
-                progress=progress,
-                trust_remote_code=trust_remote_code,
-                system_prompt=system_prompt,
-                device=device,
-                init_adapter=init_adapter,
-                kl_beta=kl_beta,
-                stop_when=stop_when,
-            )
+        failed = failure(out_dir) is not None
+        if stopped is None and not failed and len(read_epochs(out_dir)) < hparams.epochs:
+            try:
+                _train(
+                    base,
+                    examples,
+                    hparams,
+                    seed,
+                    out_dir,
+                    meta(),
+                    on_epoch=on_epoch,
+                    progress=progress,
+                    trust_remote_code=trust_remote_code,
+                    system_prompt=system_prompt,
+                    device=device,
+                    init_adapter=init_adapter,
+                    kl_beta=kl_beta,
+                    stop_when=stop_when,
+                )
+            except TrainingDiverged as err:
+                mark_failed(out_dir, err)
+                failed = True
             stopped = stopped_epoch(out_dir)
         epochs = read_epochs(out_dir)
         if stopped is not None:
             epochs = [e for e in epochs if e.epoch <= stopped]
+        elif failed:
+            remove_trainer_state(out_dir)  # nothing to resume: the same inputs diverge again
+            return epochs
         elif len(epochs) != hparams.epochs:
             raise RuntimeError(f"training stopped after {len(epochs)} of {hparams.epochs} epochs")
         remove_trainer_state(out_dir)

@@ -164,7 +164,7 @@ def build_trainer(
         train_dataset=Dataset.from_list(conversations(examples, system_prompt)),
         processing_class=tokenizer,
         peft_config=None if init_adapter is not None else lora,
-        callbacks=list(callbacks),
+        callbacks=[FiniteGuard(), *callbacks],
         **extra,
     )
     if not progress:
@@ -224,6 +224,28 @@ class EpochHook(TrainerCallback):
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if self._on_saved(Path(args.output_dir) / f"checkpoint-{state.global_step}"):
             control.should_training_stop = True
+        return control
+
+
+class FiniteGuard(TrainerCallback):
+    """Stops a diverging run at the first optimizer step whose trainable weights (the LoRA
+    matrices, a small share of the model) hold inf or nan, instead of training and saving
+    garbage; the epoch-end loss is checked when the epoch is exported."""
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        import torch
+
+        from capsafe.finetune.checkpoints import TrainingDiverged
+
+        params = [p for p in kwargs["model"].parameters() if p.requires_grad]
+        finite = torch.stack([torch.isfinite(p).all() for p in params]).all()
+        if not bool(finite):
+            bad = sum(1 for p in params if not torch.isfinite(p).all())
+            raise TrainingDiverged(
+                f"step {state.global_step}: {bad} of {len(params)} trainable tensors hold "
+                "inf/nan (learning rate too high?)",
+                state.global_step,
+            )
         return control
 
 

@@ -106,6 +106,8 @@ def _warnings(rows: ExperimentRows, spec_note: str | None) -> str:
     out = []
     if spec_note:
         out.append(f"<pre class='warn'>{esc(spec_note)}</pre>")
+    if rows.failures:
+        out.append(_failures(rows))
     names = rows.base_names()
     shown = sorted(names[k] for keys in rows.base_versions().values() if len(keys) > 1
                    for k in keys)  # fmt: skip
@@ -116,6 +118,22 @@ def _warnings(rows: ExperimentRows, spec_note: str | None) -> str:
             "name and the start of its content key; delete the store to keep only the newest.</p>"
         )
     return "".join(out)
+
+
+def _failures(rows: ExperimentRows) -> str:
+    runs = {r.run_id: r for r in rows.runs}
+    items = []
+    for f in rows.failures:
+        run = runs.get(f.run_id)
+        what = f"{setting_text(run)} seed {run.seed}" if run else f.run_id
+        items.append(
+            f"<li>{esc(what)}: {esc(f.reason)}; the {f.epochs_kept} epoch(s) finished before "
+            "it are kept and evaluated, nothing after</li>"
+        )
+    return (
+        f"<div class='warn'><b>{len(items)} run(s) FAILED: training diverged</b> (the loss or "
+        f"the weights became inf/nan).<ul>{''.join(items)}</ul></div>"
+    )
 
 
 def _content_warning() -> str:

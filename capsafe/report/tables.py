@@ -29,6 +29,7 @@ METRIC_NAMES = {
     "over_refusal": "over-refusal",
     "incoherent": "incoherent",
     "truncated": "truncated (token limit)",  # cut, not degenerate: never counted as incoherent
+    "empty": "empty response",  # left out of every safety rate; shown where any occurs
 }
 
 
@@ -46,7 +47,9 @@ class Row(NamedTuple):
 
 
 def _shown(rates: Sequence[CellRate], fmt: str) -> list[CellRate]:
-    return [r for r in rates if r.format == fmt and r.metric in METRIC_NAMES]
+    any_empty = any(r.metric == "empty" and r.value > 0 for r in rates)
+    return [r for r in rates if r.format == fmt and r.metric in METRIC_NAMES
+            and (r.metric != "empty" or any_empty)]  # fmt: skip
 
 
 def columns(rates: Sequence[CellRate], fmt: str) -> list[Column]:

@@ -46,13 +46,20 @@ class RowBuilder:
         return key
 
     def generation(
-        self, model: str, bench: str, prompt: str, kind: str, fmt: str, sample_seed: int = 0
+        self,
+        model: str,
+        bench: str,
+        prompt: str,
+        kind: str,
+        fmt: str,
+        sample_seed: int = 0,
+        response: str = "r",
     ) -> str:
         key = f"{model}|{bench}|{prompt}|{fmt}|{sample_seed}"
         self.generations.setdefault(
             key,
             GenerationRow(key, model, bench, prompt, kind, None, "p", None, fmt, "{}", "{}",
-                          sample_seed, "r", 1, 1, "eos", "test"),
+                          sample_seed, response, 1, 1, "eos", "test"),
         )  # fmt: skip
         return key
 
