@@ -1,6 +1,8 @@
 """analysis/labels.py: truncated and incoherent are two labels, from one coherence judgment;
 an empty response is its own category."""
 
+import pytest
+
 from capsafe.analysis.labels import EMPTY_JUDGE, cell_labels
 from tests.helpers.experiment_rows import RowBuilder
 
@@ -43,3 +45,26 @@ def test_an_empty_response_is_neither_compliance_nor_refusal():
     assert cells[("empty", "look", EMPTY_JUDGE)].values == {("b0", 0): 1.0}
     # Incoherence is still judged on every response, the empty ones included.
     assert len(cells[("incoherent", "bench", "kw")].values) == 4
+
+
+def test_two_decodings_of_one_format_are_two_cells():
+    b = RowBuilder()
+    ck = b.checkpoint("r", 1)
+    for tokens, verdict in [(64, True), (16, False)]:
+        decoding = f'{{"max_new_tokens":{tokens},"temperature":0.0}}'
+        gen = b.generation(ck, "bench", "p0", "harmful", "chat", decoding=decoding)
+        b.judgment(gen, "j", harmful=verdict)
+    cells = {k.format: c for k, c in cell_labels(b.rows()).items() if k.metric == "harmful"}
+    assert {f: c.values for f, c in cells.items()} == {
+        "chat [max_new_tokens=64]": {("p0", 0): 1.0},
+        "chat [max_new_tokens=16]": {("p0", 0): 0.0},
+    }
+
+
+def test_a_real_duplicate_says_what_differs():
+    b = RowBuilder()
+    gen = b.generation(b.checkpoint("r", 1), "bench", "p0", "harmful", "chat")
+    b.judgment(gen, "j", harmful=True)
+    b.judgment(gen, "j", harmful=False, version="2")
+    with pytest.raises(ValueError, match="judge 'j' is stored under two versions \\(1 and 2\\)"):
+        cell_labels(b.rows())

@@ -86,6 +86,20 @@ def test_more_prompts_reuse_stored_generations(finished, small_config, tmp_path)
     assert outcome.generated == N_MODELS * 4  # only the 4 new harmful prompts, on each model
 
 
+def test_a_new_decoding_is_a_new_cell_and_the_report_still_renders(
+    finished, small_config, tmp_path
+):
+    """Changing decoding used to store the new generations and then fail every report with
+    'a second harmful label ... (two judge versions stored?)'."""
+    copy_of(finished, tmp_path)
+    outcome = run_experiment(
+        load_config(small_config(decoding={"max_new_tokens": 12})), progress=False
+    )
+    assert outcome.generated == N_MODELS * PER_MODEL and outcome.report.is_file()
+    html = outcome.report.read_text(encoding="utf-8")
+    assert "default [max_new_tokens=12]" in html and "default [max_new_tokens=24]" in html
+
+
 def test_kill_and_resume_matches_uninterrupted(finished, small_config, tmp_path):
     clean_dir = finished[0] / "small"
     killed_cfg_path = small_config("killed")

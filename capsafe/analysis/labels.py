@@ -246,6 +246,21 @@ def _judgment_values(j: JudgmentRow, kind: str) -> dict[str, float | None]:
     return out
 
 
+def _difference(first: JudgmentRow | None, second: JudgmentRow | None) -> str:
+    """What tells two labels of one response apart, for the error that refuses them."""
+    if first is None or second is None:
+        return "two capability scores of one response (two task versions stored?)"
+    if first.judge_version != second.judge_version:
+        return (
+            f"judge {first.judge!r} is stored under two versions ({first.judge_version} and "
+            f"{second.judge_version}); delete one version's judgments, or the store"
+        )
+    return (
+        f"judgments {first.key} and {second.key} share judge, version and arguments "
+        f"({first.judge} {first.judge_version} {first.judge_args})"
+    )
+
+
 def is_empty(response: str) -> bool:
     return not response.strip()
 
@@ -293,22 +308,57 @@ def cell_labels(rows: ExperimentRows) -> dict[CellKey, CellLabels]:
     return rows.memo["cell_labels"]
 
 
+Variant = tuple[str, str, str]  # a generation's (format, format_spec, decoding)
+
+
+def format_labels(rows: ExperimentRows) -> dict[Variant, str]:
+    """The label of each way responses were generated, as a cell's `format`: the format's
+    name, or where one name was generated in several ways (its decoding or its spec changed
+    between runs of the experiment), the name with what differs, e.g. "chat
+    [max_new_tokens=32]": two decodings are two cells, compared like two formats."""
+    if "format_labels" not in rows.memo:
+        variants: dict[str, set[Variant]] = defaultdict(set)
+        for g in rows.generations:
+            variants[g.format].add((g.format, g.format_spec, g.decoding))
+        out: dict[Variant, str] = {}
+        for name, found in variants.items():
+            settings = {v: {**json.loads(v[1]), **json.loads(v[2])} for v in found}
+            keys = sorted({k for d in settings.values() for k in d})
+            differ = [k for k in keys if len({json.dumps(d.get(k)) for d in settings.values()}) > 1]
+            for v, d in settings.items():
+                shown = ", ".join(f"{k}={_short(d.get(k))}" for k in differ)
+                out[v] = f"{name} [{shown}]" if differ else name
+        rows.memo["format_labels"] = out
+    return rows.memo["format_labels"]
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
 def _cell_labels(rows: ExperimentRows) -> dict[CellKey, CellLabels]:
     gens = {g.key: g for g in rows.generations}
     measured = judge_fields(rows)
+    formats = format_labels(rows)
     cells: dict[CellKey, CellLabels] = {}
+    sources: dict[tuple[CellKey, Unit], JudgmentRow | None] = {}
 
-    def put(key: CellKey, unit: Unit, value: float | None, where: str) -> None:
+    def put(
+        key: CellKey, unit: Unit, value: float | None, where: str, j: JudgmentRow | None = None
+    ) -> None:
         cell = cells.setdefault(key, CellLabels(key))
         if value is None:
             cell.errors.add(unit)
         elif unit in cell.values:
             raise ValueError(
                 f"{where}: a second {key.metric} label for prompt {unit[0]} sample seed "
-                f"{unit[1]} under judge {key.judge} (two judge versions stored?)"
+                f"{unit[1]} of {key.benchmark} under judge {key.judge}, format {key.format}: "
+                + _difference(sources.get((key, unit)), j)
             )
         else:
             cell.values[unit] = value
+            sources[(key, unit)] = j
 
     for j in rows.judgments:
         g = gens.get(j.generation_key)
@@ -317,6 +367,7 @@ def _cell_labels(rows: ExperimentRows) -> dict[CellKey, CellLabels]:
         judge = judge_label(j.judge, j.judge_args)
         where = f"judgment {j.key}"
         unit = (g.prompt_id, g.sample_seed)
+        fmt = formats[(g.format, g.format_spec, g.decoding)]
         fields = measured.get(judge, set())
         values = _judgment_values(j, g.kind)
         if g.kind == "harmful" and "unsafe" in fields:
@@ -325,20 +376,22 @@ def _cell_labels(rows: ExperimentRows) -> dict[CellKey, CellLabels]:
             values = {k: v for k, v in values.items() if k not in _NOT_FOR_EMPTY}
         if j.parse_error:
             for metric in values.keys() & fields:
-                put(CellKey(g.model_key, metric, g.prompt_set, judge, g.format), unit, None, where)
+                put(CellKey(g.model_key, metric, g.prompt_set, judge, fmt), unit, None, where)
             continue
         for metric, value in values.items():
             if value is not None:
-                put(CellKey(g.model_key, metric, g.prompt_set, judge, g.format), unit, value, where)
+                put(CellKey(g.model_key, metric, g.prompt_set, judge, fmt), unit, value, where, j)
     for g in rows.generations:
         if g.kind in ("harmful", "benign"):
-            key = CellKey(g.model_key, "empty", g.prompt_set, EMPTY_JUDGE, g.format)
+            fmt = formats[(g.format, g.format_spec, g.decoding)]
+            key = CellKey(g.model_key, "empty", g.prompt_set, EMPTY_JUDGE, fmt)
             unit = (g.prompt_id, g.sample_seed)
             put(key, unit, float(is_empty(g.response)), f"generation {g.key}")
     for s in rows.scores:
         g = gens.get(s.generation_key)
         if g is None:
             raise ValueError(f"score {s.key} names generation {s.generation_key}, not stored")
-        key = CellKey(g.model_key, "accuracy", g.prompt_set, s.task, g.format)
+        fmt = formats[(g.format, g.format_spec, g.decoding)]
+        key = CellKey(g.model_key, "accuracy", g.prompt_set, s.task, fmt)
         put(key, (g.prompt_id, g.sample_seed), float(s.correct), f"score {s.key}")
     return cells

@@ -54,20 +54,23 @@ class RowBuilder:
         fmt: str,
         sample_seed: int = 0,
         response: str = "r",
+        decoding: str = "{}",
     ) -> str:
-        key = f"{model}|{bench}|{prompt}|{fmt}|{sample_seed}"
+        key = f"{model}|{bench}|{prompt}|{fmt}|{sample_seed}|{decoding}"
         self.generations.setdefault(
             key,
-            GenerationRow(key, model, bench, prompt, kind, None, "p", None, fmt, "{}", "{}",
+            GenerationRow(key, model, bench, prompt, kind, None, "p", None, fmt, "{}", decoding,
                           sample_seed, response, 1, 1, "eos", "test"),
         )  # fmt: skip
         return key
 
-    def judgment(self, gen: str, judge: str, parse_error: bool = False, **fields) -> None:
+    def judgment(
+        self, gen: str, judge: str, parse_error: bool = False, version: str = "1", **fields
+    ) -> None:
         values = {"harmful": None, "harmful_prob": None, "refusal": None, "coherent": None}
         values.update(fields)
         self.judgments.append(
-            JudgmentRow(f"{gen}|{judge}", gen, judge, "1", "{}", relevant=None,
+            JudgmentRow(f"{gen}|{judge}|{version}", gen, judge, version, "{}", relevant=None,
                         parse_error=parse_error, raw="", **values)
         )  # fmt: skip
 
