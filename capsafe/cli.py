@@ -478,10 +478,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from capsafe.config import ConfigError
     from capsafe.data.base import EmptySetError
+    from capsafe.locking import FolderBusyError
     from capsafe.registry import UnknownNameError
 
     return (
         ConfigError,
+        FolderBusyError,
         UnknownNameError,
         EmptySetError,
         FileNotFoundError,

@@ -22,6 +22,7 @@ from capsafe.finetune.checkpoints import non_finite_tensors
 from capsafe.formats import build_request
 from capsafe.judges import JUDGES, Judge
 from capsafe.keys import canonical_json, digest, folder_content_hash
+from capsafe.locking import folder_lock
 from capsafe.models import resolve_folder, resolve_judge_args, resolve_model
 from capsafe.plan import (
     LOGLIK_DECODING,
@@ -153,9 +154,14 @@ def _organism_eval_prompts(cfg: ExperimentConfig, ctx: DataContext) -> list[str]
 def run_experiment(
     cfg: ExperimentConfig, *, progress: bool = True, report: bool = True
 ) -> RunOutcome:
+    assert cfg.output_dir is not None
+    with folder_lock(cfg.output_dir, "running an experiment"):
+        return _run_experiment(cfg, progress=progress, report=report)
+
+
+def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> RunOutcome:
     start = time.monotonic()
     assert cfg.output_dir is not None
-    cfg.output_dir.mkdir(parents=True, exist_ok=True)
     inputs = load_inputs(cfg, progress)
     summary = summarise(cfg, len(inputs.test), len(inputs.safety), len(cfg.adapters))
     check_judges(cfg)  # a misspelt judge or argument fails now, not after generating

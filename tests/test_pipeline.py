@@ -187,3 +187,34 @@ def test_a_diverged_run_fails_loudly_and_the_others_are_kept(small_config, tmp_p
     # A rerun neither trains the failed run again nor forgets it.
     again = run_experiment(load_config(path), progress=False)
     assert again.epochs_trained == 0 and "FAILED" in again.report.read_text(encoding="utf-8")
+
+
+def test_a_second_run_on_one_folder_exits_at_once_naming_the_holder(small_config, tmp_path):
+    """Two runs on one folder used to both fine-tune (one crashing with a traceback) or both
+    redo all generation and judging."""
+    from capsafe.locking import folder_lock
+
+    path = small_config("busy")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from capsafe.locking import folder_lock\n"
+         "with folder_lock(Path(sys.argv[1]), 'running an experiment'):\n"
+         "    print('locked', flush=True); time.sleep(60)", str(tmp_path / "busy")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        second = subprocess.run(
+            [sys.executable, "-c", "import sys; from capsafe.cli import main; "
+             "sys.exit(main(sys.argv[1:]))", "run", str(path), "-q"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert second.returncode == 2, second.stderr
+        assert f"(pid {holder.pid}) is running an experiment" in second.stderr
+        assert "Traceback" not in second.stderr and len(second.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "busy" / STORE_FILE).exists()  # nothing started
+    finally:
+        holder.kill()
+        holder.wait()
+    with folder_lock(tmp_path / "busy", "x"):  # released when the holder died (kill -9)
+        pass

@@ -127,22 +127,10 @@ def claim_run_dir(out_dir: Path, identity: Mapping[str, Any], digest: str) -> No
 @contextmanager
 def run_lock(out_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on out_dir, so two processes never train into one run."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; single-writer is then up to the caller
+    from capsafe.locking import folder_lock
+
+    with folder_lock(out_dir, "fine-tuning into this run folder"):
         yield
-        return
-    with (out_dir / ".lock").open("w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RuntimeError(
-                f"another process is fine-tuning into {out_dir}; wait for it or use another out_dir"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # --- epoch folders -----------------------------------------------------------------
