@@ -280,6 +280,9 @@ class ReportSpec(Strict):
     capability_target: CapabilityTarget = CapabilityTarget(gain_fraction=0.8)
     # The scored benchmark to anchor on; default: the first, alphabetically.
     capability_benchmark: str | None = None
+    # The format capability is read under, where several were tested; default: the
+    # experiment's first format (the one stop_at_target evaluates under).
+    capability_format: str | None = None
     # The change in the harmful-compliance rate the power analysis plans to detect.
     power_change: Float = Field(default=0.1, gt=0, lt=1)
 
@@ -594,6 +597,10 @@ def report_spec(
     except ValidationError as e:
         note = _format_validation_error("saved report settings", e) + "\n(defaults used)"
         saved_spec = ReportSpec()
+    formats = (saved or {}).get("formats") or []
+    if saved_spec.capability_format is None and formats and isinstance(formats[0], dict):
+        first = formats[0].get("name")
+        saved_spec = saved_spec.model_copy(update={"capability_format": first})
     if not overrides:
         return saved_spec, note
     data = apply_overrides({"report": saved_spec.model_dump()}, overrides)

@@ -6,6 +6,7 @@ import math
 import pytest
 
 from capsafe.analysis.agreement import fleiss_kappa
+from capsafe.analysis.analyses import run_analyses
 from capsafe.analysis.anchoring import Target, anchor
 from capsafe.analysis.compliance import harm_vs_compliance
 from capsafe.analysis.labels import cell_labels, judge_label
@@ -17,6 +18,7 @@ from capsafe.analysis.significance import across_seeds, between_models, versus_b
 from capsafe.analysis.stability import FLIPS, HOLDS, INCONCLUSIVE, stability
 from capsafe.analysis.stats import holm, mcnemar_exact
 from capsafe.analysis.variance import decompose, spread_over
+from capsafe.config import CapabilityTarget, report_spec
 from capsafe.keys import judge_identity_args
 from tests.helpers.experiment_rows import RowBuilder
 
@@ -375,3 +377,28 @@ def test_two_versions_of_a_base_are_kept_apart():
     assert rows.base_names() == {"m-key": "m@m-key", "other-key": "m@other-ke"}
     by_base = {r.model.base: r.value for r in cell_rates(rows, n_boot=10) if r.metric == "harmful"}
     assert by_base == {"m@m-key": 0.0, "m@other-ke": 1.0}
+
+
+def test_anchoring_reads_capability_under_one_format_when_several_were_tested():
+    """Two formats used to give every model two accuracy cells, and anchoring refused."""
+    b = RowBuilder()
+    base = b.base()
+    for fmt in ("chat", "safety"):
+        b.labels(base, "accuracy", _harm(0), judge="task", bench="t/test", fmt=fmt)
+    for e, (chat, safety) in enumerate([(3, 6), (6, 6)], start=1):
+        ck = b.checkpoint("a", e)
+        b.labels(ck, "accuracy", _harm(chat), judge="task", bench="t/test", fmt="chat")
+        b.labels(ck, "accuracy", _harm(safety), judge="task", bench="t/test", fmt="safety")
+    rates = cell_rates(b.rows(), n_boot=20)
+    with pytest.raises(ValueError, match="2 accuracy cells"):
+        anchor(rates, Target(accuracy=0.5))
+    assert [a.model.epoch for a in anchor(rates, Target(accuracy=0.5), None, "chat").anchors] == [2]
+    assert [a.model.epoch for a in anchor(rates, Target(accuracy=0.5), None, "safety").anchors] == [
+        1
+    ]
+    spec, _ = report_spec({"formats": [{"name": "safety"}, {"name": "chat"}]})
+    assert spec.capability_format == "safety"
+    a = run_analyses(
+        b.rows(), spec.model_copy(update={"capability_target": CapabilityTarget(accuracy=0.5)})
+    )
+    assert a.anchoring is not None and [x.model.epoch for x in a.anchoring.anchors] == [1]

@@ -95,7 +95,10 @@ def run_analyses(
     else:
         target = spec.capability_target
         try:
-            anchoring = anchor(rates, Target(target.accuracy, target.gain_fraction), capability)
+            fmt = _capability_format(rates, capability, spec.capability_format)
+            anchoring = anchor(
+                rates, Target(target.accuracy, target.gain_fraction), capability, fmt
+            )
         except ValueError as e:
             notes["anchoring"] = f"Capability anchoring could not run: {e}"
     fits = harm_vs_compliance(rates)
@@ -162,6 +165,17 @@ def _capability(rates: list[CellRate], wanted: str | None, notes: dict[str, str]
         )
         return None
     return wanted
+
+
+def _capability_format(rates: list[CellRate], capability: str, wanted: str | None) -> str | None:
+    """The format capability is read under: the one asked for where it was scored, else the
+    only one scored, else the first alphabetically (a store without saved settings)."""
+    found = sorted(
+        {r.format for r in rates if r.metric == "accuracy" and r.benchmark == capability}
+    )
+    if wanted in found or len(found) <= 1:
+        return wanted if wanted in found else (found[0] if found else None)
+    return found[0]
 
 
 def _spreads(

@@ -92,24 +92,35 @@ class Anchoring:
     summary: list[MatchedSummary]
 
 
-def _accuracies(rates: Sequence[CellRate], capability: str | None) -> dict[str, CellRate]:
+def _accuracies(
+    rates: Sequence[CellRate], capability: str | None, fmt: str | None
+) -> dict[str, CellRate]:
     acc: dict[str, list[CellRate]] = defaultdict(list)
     for r in rates:
         if r.metric == "accuracy" and r.sample_seed is None:
-            if capability is None or r.benchmark == capability:
+            if (capability is None or r.benchmark == capability) and (
+                fmt is None or r.format == fmt
+            ):
                 acc[r.model.model_key].append(r)
     for key, found in acc.items():
         if len(found) > 1:
             cells = sorted(f"{r.benchmark}/{r.judge}/{r.format}" for r in found)
             raise ValueError(
                 f"model {key} has {len(found)} accuracy cells ({', '.join(cells)}); "
-                "name the capability benchmark to anchor on"
+                "name the capability benchmark (and format) to anchor on"
             )
     return {k: v[0] for k, v in acc.items()}
 
 
-def anchor(rates: Sequence[CellRate], target: Target, capability: str | None = None) -> Anchoring:
-    acc = _accuracies(rates, capability)
+def anchor(
+    rates: Sequence[CellRate],
+    target: Target,
+    capability: str | None = None,
+    capability_format: str | None = None,
+) -> Anchoring:
+    """Anchor every run at its first checkpoint reaching the target on the capability
+    benchmark, read under capability_format where several formats were tested."""
+    acc = _accuracies(rates, capability, capability_format)
     base_acc = {r.model.base: r.value for r in acc.values() if r.model.is_base}
     runs: dict[str, list[CellRate]] = defaultdict(list)
     for r in acc.values():
