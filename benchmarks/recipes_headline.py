@@ -34,15 +34,15 @@ def main(db: str = "runs/organism-recipes/capsafe.db") -> None:
         print(a.notes.get("recipes", "no recipes to compare"))
         return
     print(f"target: {a.anchoring.target}; reference: {r.reference}\n")
-    print("recipe          benchmark                judge            matched (seed: epoch vs ref)"
-          "     change [95% CI]            Holm p     verdict")  # fmt: skip
+    print("recipe        benchmark                judge            format  matched (seed: epoch vs "
+          "ref)  change [95% CI]           Holm p    verdict")  # fmt: skip
     for c in r.cells:
         d = c.comparison.difference
         pairs = ", ".join(f"s{s}: e{m} vs e{ref}" for s, m, ref in c.pairs)
         judge = c.judge.split("(")[0]
-        print(f"{c.level:15} {c.benchmark:24} {judge:16} {pairs:32} {100 * d.value:+6.1f} pp "
-              f"[{100 * d.ci_low:+6.1f}, {100 * d.ci_high:+6.1f}]  {c.comparison.p_holm:9.2e}  "
-              f"{c.verdict}")  # fmt: skip
+        print(f"{c.level:13} {c.benchmark:24} {judge:16} {c.format:7} {pairs:23} "
+              f"{100 * d.value:+6.1f} pp [{100 * d.ci_low:+6.1f}, {100 * d.ci_high:+6.1f}]  "
+              f"{c.comparison.p_holm:8.1e}  {c.verdict}")  # fmt: skip
     print("\nstability per recipe:")
     for s in r.stability:
         print(f"  {s.level:15} {s.verdict} ({s.n_cells} cells, {100 * s.low:+.1f} to "

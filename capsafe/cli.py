@@ -27,10 +27,11 @@ PARQUET_DIR = "tables"  # beside report.html, written by `capsafe report DIR --p
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from capsafe.config import load_config
-    from capsafe.pipeline import describe_plan, run_experiment
+    from capsafe.pipeline import check_config, describe_plan, run_experiment
 
     cfg = load_config(Path(args.config), args.overrides)
     if args.dry_run:
+        check_config(cfg)
         print(json.dumps(describe_plan(cfg, progress=not args.quiet), indent=2))
         return 0
     outcome = run_experiment(cfg, progress=not args.quiet, report=not args.no_report)

@@ -139,7 +139,7 @@ class FinetuneSpec(Strict):
     grid: LoraGrid = LoraGrid()
     seeds: list[Int] = [0]
     batch_size: Int = Field(default=16, gt=0)
-    max_length: Int = Field(default=256, gt=0)
+    max_length: Int = Field(default=256, ge=2)  # a prompt token and an answer token
     dropout: Float = Field(default=0.0, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
     scheduler: Literal["constant", "linear", "cosine"] = "constant"
@@ -325,12 +325,28 @@ class ExperimentConfig(Strict):
             )
         return name
 
-    @field_validator("base_models", "safety", "formats", "judges")
+    @field_validator("base_models", "formats", "judges")
     @classmethod
     def _non_empty_unique(cls, items: list[Any]) -> list[Any]:
         if not items:
             raise ValueError("must list at least one entry")
         return _unique_names(items)
+
+    @field_validator("safety")
+    @classmethod
+    def _distinct_sets(cls, items: list[PromptSetSpec]) -> list[PromptSetSpec]:
+        # A set's results are stored under its source: its name, or for a custom set its
+        # set_name, so two custom sets with their own set_name are two benchmarks.
+        if not items:
+            raise ValueError("must list at least one entry")
+        names = [str(s.args.get("set_name", s.name)) for s in items]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(
+                f"prompt sets must be distinct; repeated: {dupes} (two custom sets need "
+                "their own args.set_name)"
+            )
+        return items
 
     @field_validator("adapters")
     @classmethod
@@ -522,6 +538,8 @@ def parse_config(data: Any, source: str = "<config>") -> ExperimentConfig:
 def load_config(path: Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read, override and validate an experiment file; relative paths become relative to it."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; give the experiment's YAML file")
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:

@@ -17,7 +17,7 @@ from typing import Any
 
 from capsafe.config import DecodingSpec, ExperimentConfig, JudgeSpec
 from capsafe.data import TASKS, DataContext, Task, load_prompt_set
-from capsafe.data.base import EmptySetError, take
+from capsafe.data.base import PROMPT_SETS, EmptySetError, take
 from capsafe.finetune.checkpoints import non_finite_tensors
 from capsafe.formats import build_request
 from capsafe.judges import JUDGES, Judge
@@ -162,9 +162,9 @@ def run_experiment(
 def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> RunOutcome:
     start = time.monotonic()
     assert cfg.output_dir is not None
+    check_config(cfg)  # a misspelt name or argument fails now, not after fine-tuning
     inputs = load_inputs(cfg, progress)
     summary = summarise(cfg, len(inputs.test), len(inputs.safety), len(cfg.adapters))
-    check_judges(cfg)  # a misspelt judge or argument fails now, not after generating
     base_dirs: dict[str, Path] = {}
     counts = {"epochs": 0, "generated": 0}
     with Store(cfg.output_dir / STORE_FILE) as store:
@@ -438,14 +438,22 @@ def _score_choices(
         store.put_scores(scores)
 
 
-def check_judges(cfg: ExperimentConfig) -> None:
-    """Every judge name is registered and its factory accepts its args (else a clear error)."""
-    for spec in cfg.judges:
-        factory = JUDGES.factory(spec.name)
-        try:
-            inspect.signature(factory).bind(**spec.args)
-        except TypeError as err:
-            raise ValueError(f"judge {spec.name!r}: bad args {spec.args}: {err}") from None
+def check_config(cfg: ExperimentConfig) -> None:
+    """Every name in the config is registered and its factory takes the arguments given,
+    checked before any work starts (an unknown backend or a bad judge argument used to
+    surface only after fine-tuning); nothing is built or loaded."""
+    from capsafe.backends import BACKENDS
+
+    ctx = object()  # the data context a task or prompt set factory is given first
+    if cfg.task is not None:
+        TASKS.check_args(cfg.task.name, "task.args", ctx=ctx, path=cfg.task.path, **cfg.task.args)
+    for i, s in enumerate(cfg.safety):
+        PROMPT_SETS.check_args(s.name, f"safety.{i}.args", ctx, path=s.path, **s.args)
+    g = cfg.generation
+    BACKENDS.check_args(g.backend, "generation.args", model="m", batch_size=g.batch_size,
+                        device=g.device, trust_remote_code=False, **g.args)  # fmt: skip
+    for i, spec in enumerate(cfg.judges):
+        JUDGES.check_args(spec.name, f"judges.{i}.args", **spec.args)
 
 
 def judge_instances(

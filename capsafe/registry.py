@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -60,3 +61,17 @@ class Registry(Generic[T]):
 
     def create(self, name: str, **args: Any) -> T:
         return self.factory(name)(**args)
+
+    def check_args(self, name: str, where: str, *positional: Any, **args: Any) -> None:
+        """Refuse, naming `where` (the config field), arguments the factory of `name` does
+        not take; nothing is built or loaded. `positional` stands in for what capsafe passes
+        itself (a data context)."""
+        factory = self.factory(name)
+        signature = inspect.signature(factory)
+        try:
+            signature.bind(*positional, **args)
+        except TypeError as err:
+            takes = [p for p in signature.parameters if p not in ("ctx", "self")]
+            raise ValueError(
+                f"{where}: {self.kind} {name!r}: {err} (it takes: {', '.join(takes) or 'none'})"
+            ) from None

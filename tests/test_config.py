@@ -211,3 +211,38 @@ def test_malformed_override_value_is_one_line(tmp_path):
         load_config(write(tmp_path, MINIMAL), ["finetune.seeds=[0,1"])
     assert str(err.value).startswith("override 'finetune.seeds=[0,1': the value is not valid YAML")
     assert "\n" not in str(err.value)
+
+
+def test_a_folder_given_as_the_config_says_so(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder; give the experiment's YAML file"):
+        load_config(tmp_path)
+    with pytest.raises(ConfigError, match="finetune.max_length"):
+        load_config(write(tmp_path, MINIMAL), ["finetune.max_length=1"])
+
+
+def test_two_custom_sets_with_their_own_set_name_are_allowed():
+    custom = {"name": "custom", "path": "a.jsonl", "args": {"columns": {"text": "p"}}}
+    two = [custom, {**custom, "args": {**custom["args"], "set_name": "mine"}}]
+    assert len(parse_config({**MINIMAL, "safety": two}).safety) == 2
+    with pytest.raises(ConfigError, match="repeated: \\['custom'\\].*set_name"):
+        parse_config({**MINIMAL, "safety": [custom, custom]})
+
+
+@pytest.mark.parametrize(
+    ("override", "where"),
+    [
+        ("task.args={nope: 1}", "task.args: capability task 'organism_arithmetic'"),
+        ("safety.0.args={nope: 1}", "safety.0.args: prompt set 'organism/harmful'"),
+        ("generation.backend=nope", "unknown backend 'nope'"),
+        ("generation.args={nope: 1}", "generation.args: backend 'transformers'"),
+        ("judges.0.args={nope: 1}", "judges.0.args: judge 'keyword_refusal'"),
+    ],
+)
+def test_names_and_arguments_are_checked_before_any_work(tmp_path, override, where):
+    from capsafe.pipeline import check_config
+
+    data = {**MINIMAL, "judges": [{"name": "keyword_refusal"}]}
+    cfg = load_config(write(tmp_path, data), [override])
+    with pytest.raises((ValueError, KeyError)) as err:
+        check_config(cfg)
+    assert where in str(err.value) and "Traceback" not in str(err.value)

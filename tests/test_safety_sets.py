@@ -4,6 +4,7 @@ errors that say where."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -292,3 +293,11 @@ def test_custom_bad_kind_value_and_missing_meta_column() -> None:
         load("custom", FIXTURES / "custom.csv", columns={"text": "prompt", "kind": "label"})
     with pytest.raises(DataFileError, match=r"custom\.csv:2: no column 'nope'"):
         load("custom", FIXTURES / "custom.csv", columns={"text": "prompt"}, meta_columns=["nope"])
+
+
+def test_a_repeated_id_is_named_with_both_records(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl"
+    rows = [{"id": "a", "prompt": "x"}, {"id": "b", "prompt": "y"}, {"id": "a", "prompt": "z"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match=r"id 'a' is repeated \(records 1 and 3 of the set"):
+        load_prompt_set("custom", CTX, path=path, columns={"text": "prompt", "id": "id"})

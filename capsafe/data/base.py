@@ -136,12 +136,19 @@ def load_prompt_set(
     stratify: bool = False,
     **args: object,
 ) -> list[PromptRecord]:
-    records = take(PROMPT_SETS.factory(name)(ctx, path=path, **args), limit, seed, stratify)
+    every = list(PROMPT_SETS.factory(name)(ctx, path=path, **args))
+    seen: dict[str, int] = {}
+    for i, r in enumerate(every, 1):
+        if r.id in seen:
+            where = f" ({path})" if path else ""
+            raise ValueError(
+                f"prompt set {name!r}{where}: id {r.id!r} is repeated (records {seen[r.id]} "
+                f"and {i} of the set, in file order); ids must be unique"
+            )
+        seen[r.id] = i
+    records = take(every, limit, seed, stratify)
     if not records:
         raise EmptySetError(
             f"prompt set {name!r} is empty" + (f" (read from {path})" if path else "")
         )
-    ids = [r.id for r in records]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"prompt set {name!r} has repeated ids")
     return records
