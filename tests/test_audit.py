@@ -71,6 +71,19 @@ def test_any_file_with_a_column_mapping(tmp_path: Path):
         load_labelled(f, dimension="harmful", columns={"prompt": "q", "response": "a"})
 
 
+def test_an_empty_or_repeating_audit_file_is_refused(tmp_path: Path):
+    """A header-only file used to give an empty audit (exit 0); repeated ids were counted
+    twice in the agreement."""
+    columns = {"prompt": "q", "response": "a", "labels": "r", "id": "id"}
+    f = tmp_path / "audit.csv"
+    f.write_text("id,q,a,r\n")
+    with pytest.raises(DataFileError, match=r"audit\.csv: no labelled rows"):
+        load_labelled(f, dimension="harmful", columns=columns, label_map={"y": "1", "n": "0"})
+    f.write_text("id,q,a,r\n1,hi,ok,y\n2,yo,no,n\n1,hi,ok,n\n")
+    with pytest.raises(DataFileError, match=r"audit\.csv:4: id '1' repeats the id of .*:2"):
+        load_labelled(f, dimension="harmful", columns=columns, label_map={"y": "1", "n": "0"})
+
+
 def test_parse_errors_are_left_out_and_counted(tmp_path: Path):
     f = tmp_path / "l.jsonl"
     f.write_text("".join(f'{{"p": "x", "r": "y{i}", "h": "{i % 2}"}}\n' for i in range(6)))

@@ -130,3 +130,24 @@ def test_source_rows_reads_folders_and_falls_back_to_the_hub(
     monkeypatch.setattr(files, "hub_rows", lambda *a, **k: calls.append((a, k)) or [])
     source_rows(None, hub="x/y", split="test", config="c", data_files="q.jsonl")
     assert calls == [(("x/y",), {"split": "test", "config": "c", "data_files": "q.jsonl"})]
+
+
+def test_a_repeated_header_column_is_refused(tmp_path: Path) -> None:
+    """DictReader used to keep the last of two 'text' columns without a word."""
+    with pytest.raises(DataFileError, match=r"a\.csv:1: the header repeats column\(s\) 'text'"):
+        read_rows(write(tmp_path / "a.csv", "id,text,text\n1,first,second\n"))
+
+
+def test_an_object_where_text_is_expected_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.jsonl", '{"id": 7, "text": {"role": "user"}}\n')
+    (row,) = read_rows(path)
+    assert row.text("id") == "7"  # a number reads as its digits
+    with pytest.raises(DataFileError, match=r"a\.jsonl:1: column 'text' holds dict"):
+        row.text("text")
+
+
+def test_a_truncated_gzip_is_a_data_file_error(tmp_path: Path) -> None:
+    whole = gzip.compress(b"id,text\n" + b"1,hello\n" * 200)
+    (tmp_path / "a.csv.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataFileError, match="not a readable gzip"):
+        read_rows(tmp_path / "a.csv.gz")

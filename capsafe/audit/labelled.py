@@ -106,6 +106,8 @@ def load_labelled(
     label_cols = columns["labels"]
     label_cols = [label_cols] if isinstance(label_cols, str) else list(label_cols)
     rows = read_rows(path)
+    if not rows:  # an audit of nothing would pass as an audit
+        raise DataFileError(f"{path}: no labelled rows (a header only?)")
     labelled = _from_rows(
         name or Path(path).stem,
         dimension,
@@ -165,8 +167,12 @@ def _from_rows(
     source: str = "",
 ) -> LabelledSet:
     items = []
+    first: dict[str, str] = {}
     for row in rows:
         ident, prompt, response, raw_labels, category, adjudicated = fields(row)
+        if ident in first:  # agreement would count one item twice
+            raise DataFileError(f"{row.where}: id {ident!r} repeats the id of {first[ident]}")
+        first[ident] = row.where
         labels = tuple(_normalise(v, dimension, label_map, row.where) for v in raw_labels)
         adj = _normalise(adjudicated, dimension, label_map, row.where) if adjudicated else None
         gold = gold_label(labels, adj)

@@ -48,8 +48,18 @@ class Row:
         return value
 
     def text(self, column: str, *, required: bool = True) -> str | None:
+        """The value of `column` as text (a number as its digits); an object, a list or
+        anything else where text is expected is a DataFileError (str() would store its
+        Python repr as the text)."""
         value = self.get(column, required=required)
-        return None if value is None else str(value)
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise DataFileError(
+            f"{self.where}: column {column!r} holds {type(value).__name__} "
+            f"{json.dumps(value, ensure_ascii=False, default=str)[:60]}, not text"
+        )
 
 
 def read_text(path: Path) -> str:
@@ -58,7 +68,7 @@ def read_text(path: Path) -> str:
     if path.suffix == ".gz":
         try:
             raw = gzip.decompress(raw)
-        except OSError as err:
+        except (OSError, EOFError) as err:  # EOFError: a truncated file
             raise DataFileError(f"{path}: not a readable gzip file ({err})") from None
     try:
         return raw.decode("utf-8-sig")
@@ -101,7 +111,14 @@ def _csv_rows(path: Path, text: str, delimiter: str) -> Iterator[Row]:
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     if not reader.fieldnames:
         raise DataFileError(f"{path}: empty file (no header row)")
-    width = len(reader.fieldnames)
+    header = list(reader.fieldnames)
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:  # DictReader would keep the last column of each name, silently
+        raise DataFileError(
+            f"{path}:1: the header repeats column(s) {', '.join(map(repr, repeated))}; "
+            "rename them so each column has one name"
+        )
+    width = len(header)
     try:
         for fields in reader:
             line = reader.line_num
