@@ -40,8 +40,9 @@ from capsafe.plan import (
     score_key,
     summarise,
 )
-from capsafe.progress import progress_bar, say
+from capsafe.progress import progress_bar, say, warn
 from capsafe.records import (
+    TOO_LONG,
     GenerationOutput,
     JudgeItem,
     LoglikRequest,
@@ -185,7 +186,14 @@ def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> R
                 counts["epochs"] += trained
             counts["generated"] += _generate(cfg, models, inputs, store, progress)
         stored_gens = store.generations()  # read once: judging and scoring both filter it
-        safety_gens = [g for g in stored_gens if g.kind in ("harmful", "benign")]
+        too_long = sum(1 for g in stored_gens if g.finish_reason == TOO_LONG)
+        if too_long:
+            warn(f"{too_long} response(s) not generated: the prompt plus max_new_tokens does "
+                 "not fit the model's context; counted as 'too long' in the report, never "
+                 "judged or scored")  # fmt: skip
+        # A prompt too long for the model was not generated: nothing to judge or score.
+        safety_gens = [g for g in stored_gens if g.kind in ("harmful", "benign")
+                       and g.finish_reason != TOO_LONG]  # fmt: skip
         base_of = {m.model_key: m.base_name for m in store.models()}
         judged = 0
         for spec in cfg.judges:
@@ -536,7 +544,8 @@ def _score(inputs: Inputs, stored_gens: Sequence[GenerationRow], store: Store) -
     if task is None or inputs.loglik_task:  # log-likelihood scores are written with the choice
         return 0
     sets = {r.source for r in inputs.test}
-    gens = [g for g in stored_gens if g.kind == "task" and g.prompt_set in sets]
+    gens = [g for g in stored_gens if g.kind == "task" and g.prompt_set in sets
+            and g.finish_reason != TOO_LONG]  # fmt: skip
     keyed = {score_key(g.key, task.name, task.version): g for g in gens}
     stored = store.existing_keys("scores", list(keyed))
     # The loaded record (with its meta) where the item is still in the test split; a stored

@@ -13,7 +13,11 @@ from typing import Literal
 
 PromptKind = Literal["harmful", "benign", "task"]
 RefusalLabel = Literal["full", "partial", "none"]
-FinishReason = Literal["eos", "length"]
+# eos: the model stopped; length: cut at max_new_tokens; too_long: not generated, because the
+# prompt plus max_new_tokens exceeds the model's context (the response is empty, and the
+# row is counted as too long, never judged or scored).
+FinishReason = Literal["eos", "length", "too_long"]
+TOO_LONG = "too_long"
 
 
 @dataclass(frozen=True)

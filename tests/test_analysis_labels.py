@@ -68,3 +68,20 @@ def test_a_real_duplicate_says_what_differs():
     b.judgment(gen, "j", harmful=False, version="2")
     with pytest.raises(ValueError, match="judge 'j' is stored under two versions \\(1 and 2\\)"):
         cell_labels(b.rows())
+
+
+def test_a_too_long_prompt_is_counted_and_never_labelled():
+    from dataclasses import replace
+
+    b = RowBuilder()
+    ck = b.checkpoint("r", 1)
+    for i in range(3):
+        gen = b.generation(ck, "bench", f"p{i}", "harmful", "chat", response="" if i else "ok")
+        if i == 2:
+            b.generations[gen] = replace(b.generations[gen], finish_reason="too_long")
+        else:
+            b.judgment(gen, "kw", refusal="none")
+    cells = {(k.metric, k.judge): c for k, c in cell_labels(b.rows()).items()}
+    assert cells[("too_long", EMPTY_JUDGE)].values == {("p0", 0): 0, ("p1", 0): 0, ("p2", 0): 1}
+    assert cells[("empty", EMPTY_JUDGE)].values == {("p0", 0): 0.0, ("p1", 0): 1.0}
+    assert cells[("unsafe", "kw")].values == {("p0", 0): 1.0}

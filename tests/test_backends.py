@@ -292,6 +292,9 @@ def test_vllm_backend_against_a_fake_engine(monkeypatch, model_dir, adapter_dir)
     class LLM:
         def __init__(self, **kwargs):
             calls.append(("init", kwargs))
+            self.llm_engine = types.SimpleNamespace(
+                model_config=types.SimpleNamespace(max_model_len=120)
+            )
 
         def generate(self, prompts, params, use_tqdm, lora_request):
             calls.append(("generate", prompts, params, lora_request))
@@ -318,14 +321,17 @@ def test_vllm_backend_against_a_fake_engine(monkeypatch, model_dir, adapter_dir)
     assert init["dtype"] == "bfloat16" and init["revision"] is None
     assert init["load_format"] == "safetensors"
     requests = [ask("hi"), ask("bake", temperature=0.7, seed=3, use_chat_template=False), ask("x")]
+    too_long = ask("x " * 100)  # over max_model_len with its 64 new tokens: never sent
     progress = []
-    outputs = b.generate(requests, progress=progress.append)
-    assert progress == [2, 1]
+    outputs = b.generate([*requests, too_long], progress=progress.append)
+    assert progress == [1, 2, 1]
     assert [(o.text, o.finish_reason, o.n_completion_tokens) for o in outputs] == [
         ("ok", "eos", 2),
         ("long", "length", 3),
         ("ok", "eos", 2),
+        ("", "too_long", 0),
     ]
+    assert sum(len(c[1]) for c in calls if c[0] == "generate") == 3
     _, prompts, params, lora_request = calls[1]
     assert prompts[1]["prompt_token_ids"] == encode_request(b.tokenizer, requests[1])
     assert outputs[0].n_prompt_tokens == len(encode_request(b.tokenizer, requests[0]))
@@ -361,3 +367,22 @@ def test_loglikelihood_matches_an_unbatched_forward_pass(backend):
         assert res.first_token_logprob == pytest.approx(each[0], abs=1e-4)
         greedy = all(int(lp[len(ctx) - 1 + j].argmax()) == t for j, t in enumerate(cont))
         assert res.is_greedy == greedy
+
+
+def test_a_prompt_that_does_not_fit_the_context_is_not_generated(model_dir):
+    """It used to be generated and scored with only a transformers warning."""
+    backend = BACKENDS.create("transformers", model=str(model_dir), device="cpu")
+    try:
+        context = transformers_backend.context_length(backend.model.config)
+        assert context == 256
+        n = len(encode_request(backend.tokenizer, ask("x"), "m"))
+        fits = ask("x " * ((context - n - 8) // 2), max_new_tokens=8)
+        barely = ask("x " * ((context - n - 8) // 2), max_new_tokens=24)
+        long = ask("x " * context, max_new_tokens=8)
+        out = backend.generate([ask("hi", max_new_tokens=4), long, fits, barely])
+        assert [o.finish_reason == "too_long" for o in out] == [False, True, False, True]
+        assert out[1].text == "" and out[1].n_completion_tokens == 0
+        assert out[1].n_prompt_tokens > context
+        assert len(encode_request(backend.tokenizer, fits, "m")) + 8 <= context
+    finally:
+        backend.close()

@@ -43,7 +43,13 @@ from capsafe.backends.loading import (
     load_model,
     load_tokenizer,
 )
-from capsafe.records import GenerationOutput, GenerationRequest, Loglik, LoglikRequest
+from capsafe.records import (
+    TOO_LONG,
+    GenerationOutput,
+    GenerationRequest,
+    Loglik,
+    LoglikRequest,
+)
 
 # With left padding, batched greedy decoding must equal one-prompt-at-a-time decoding.
 # "sdpa" and "eager" both keep that on CPU float32 (padded keys get exactly zero weight and
@@ -158,16 +164,28 @@ class TransformersBackend:
         """One output per request, in request order."""
         for r in requests:
             check_request(r)
-        prompts = [
+        encoded = [
             _Prompt(i, encode_request(self.tokenizer, r, self.model_name), r)
             for i, r in enumerate(requests)
         ]
-        outputs: list[GenerationOutput | None] = [None] * len(prompts)
+        outputs: list[GenerationOutput | None] = [None] * len(encoded)
+        # A prompt the model cannot see whole, with room for its answer, is not generated
+        # (transformers would only warn, and the answer would be scored as if it were fine).
+        limit = context_length(self.model.config)
+        prompts = []
+        for p in encoded:
+            if limit is not None and len(p.ids) + p.request.max_new_tokens > limit:
+                outputs[p.index] = GenerationOutput("", len(p.ids), 0, TOO_LONG)
+            else:
+                prompts.append(p)
+        if len(prompts) < len(encoded) and progress is not None:
+            progress(len(encoded) - len(prompts))
         batches = plan_batches(
-            [len(p.ids) for p in prompts], [decoding_key(r) for r in requests], self.batch_size
-        )
+            [len(p.ids) for p in prompts], [decoding_key(p.request) for p in prompts],
+            self.batch_size,
+        )  # fmt: skip
         for batch in batches:
-            chosen = [prompts[i] for i in batch]
+            chosen = [prompts[i] for i in batch]  # indices into `prompts`
             for p, out in zip(chosen, self._generate_batch(chosen), strict=True):
                 outputs[p.index] = out
             if progress is not None:
@@ -334,6 +352,16 @@ def _can_drop_rows(cache: Any) -> bool:
     from transformers.cache_utils import DynamicLayer
 
     return type(cache) is DynamicCache and all(type(x) is DynamicLayer for x in cache.layers)
+
+
+def context_length(config: Any) -> int | None:
+    """The model's context in tokens (max_position_embeddings; None if it has none)."""
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    text = getattr(config, "text_config", None)  # multimodal configs nest it
+    return context_length(text) if text is not None else None
 
 
 def check_request(r: GenerationRequest) -> None:

@@ -30,7 +30,13 @@ from capsafe.backends.loading import (
     safetensors_flag,
 )
 from capsafe.backends.transformers_backend import check_request, continuation_ids
-from capsafe.records import GenerationOutput, GenerationRequest, Loglik, LoglikRequest
+from capsafe.records import (
+    TOO_LONG,
+    GenerationOutput,
+    GenerationRequest,
+    Loglik,
+    LoglikRequest,
+)
 
 INSTALL_HINT = (
     "the 'vllm' backend needs the vllm package, which is not installed; install it with "
@@ -137,23 +143,32 @@ class VLLMBackend:
             raise RuntimeError(f"the vllm backend for {self.model_name} is closed")
         for r in requests:
             check_request(r)
-        prompts = [
-            {"prompt_token_ids": encode_request(self.tokenizer, r, self.model_name)}
-            for r in requests
-        ]
-        outputs: list[GenerationOutput] = []
-        for start in range(0, len(requests), self.batch_size):
-            chunk = slice(start, start + self.batch_size)
+        ids = [encode_request(self.tokenizer, r, self.model_name) for r in requests]
+        # The same rule as the transformers backend: a prompt that leaves no room for its
+        # answer in the context (vLLM's max_model_len) is not generated, but marked too long.
+        limit = self._llm.llm_engine.model_config.max_model_len
+        outputs: list[GenerationOutput | None] = [None] * len(requests)
+        todo = []
+        for i, (r, p) in enumerate(zip(requests, ids, strict=True)):
+            if len(p) + r.max_new_tokens > limit:
+                outputs[i] = GenerationOutput("", len(p), 0, TOO_LONG)
+            else:
+                todo.append(i)
+        if len(todo) < len(requests) and progress is not None:
+            progress(len(requests) - len(todo))
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start : start + self.batch_size]
             results = self._llm.generate(
-                prompts[chunk],
-                [self._sampling_params(r) for r in requests[chunk]],
+                [{"prompt_token_ids": ids[i]} for i in chunk],
+                [self._sampling_params(requests[i]) for i in chunk],
                 use_tqdm=False,
                 lora_request=self._lora,
             )
-            outputs += [_to_output(res) for res in results]
+            for i, res in zip(chunk, results, strict=True):
+                outputs[i] = _to_output(res)
             if progress is not None:
                 progress(len(results))
-        return outputs
+        return [o for o in outputs if o is not None]
 
     def loglikelihood(
         self, requests: Sequence[LoglikRequest], progress: ProgressFn | None = None

@@ -30,7 +30,11 @@ METRIC_NAMES = {
     "incoherent": "incoherent",
     "truncated": "truncated (token limit)",  # cut, not degenerate: never counted as incoherent
     "empty": "empty response",  # left out of every safety rate; shown where any occurs
+    "too_long": "too long (not generated)",  # prompt + answer over the context; where any
 }
+
+
+_IF_ANY = ("empty", "too_long")  # columns shown only where some row has one
 
 
 class Column(NamedTuple):
@@ -47,9 +51,9 @@ class Row(NamedTuple):
 
 
 def _shown(rates: Sequence[CellRate], fmt: str) -> list[CellRate]:
-    any_empty = any(r.metric == "empty" and r.value > 0 for r in rates)
+    occurs = {m for m in _IF_ANY for r in rates if r.metric == m and r.value > 0}
     return [r for r in rates if r.format == fmt and r.metric in METRIC_NAMES
-            and (r.metric != "empty" or any_empty)]  # fmt: skip
+            and (r.metric not in _IF_ANY or r.metric in occurs)]  # fmt: skip
 
 
 def columns(rates: Sequence[CellRate], fmt: str) -> list[Column]:
