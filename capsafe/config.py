@@ -473,6 +473,7 @@ def read_yaml(text: str) -> Any:
 
 
 def _format_validation_error(source: str, err: ValidationError) -> str:
+    """One line for one problem ("file: field: what"), else a line per problem."""
     lines = [f"{source}: invalid experiment config ({err.error_count()} problem(s)):"]
     for e in err.errors():
         path = ".".join(str(p) for p in e["loc"]) or "(top level)"
@@ -482,6 +483,8 @@ def _format_validation_error(source: str, err: ValidationError) -> str:
             got = e.get("input")
             shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
             lines.append(f"  {path}: {e['msg']}{shown}")
+    if len(lines) == 2:
+        return f"{source}: invalid experiment config: {lines[1].strip()}"
     return "\n".join(lines)
 
 

@@ -14,8 +14,9 @@ from capsafe.judges import JUDGES, harmbench_cls, llm_judge, sorrybench, strongr
 from capsafe.judges import strongreject_ft as srft
 from capsafe.judges.classifier import ModelJudge
 from capsafe.judges.endpoint import EndpointClient, EndpointError
-from capsafe.records import GenerationOutput, GenerationRequest, JudgeItem, Loglik, Message
+from capsafe.records import JudgeItem, Message
 from tests.helpers.fake_tokenizer import VocabTokenizer
+from tests.helpers.scripted import Scripted
 
 EXPECTED = Path(__file__).parent / "judge_prompts"
 ITEM = JudgeItem("PROMPT", "RESP")
@@ -23,27 +24,6 @@ ITEM = JudgeItem("PROMPT", "RESP")
 
 def expected(name: str) -> str:
     return (EXPECTED / f"{name}.txt").read_text()
-
-
-class Scripted:
-    """A backend answering by a function of the last message; log-probs from a table."""
-
-    def __init__(self, answer=lambda text: "", logprob=lambda text, token: 0.0, tokenizer=None):
-        self.answer, self.logprob, self.tokenizer = answer, logprob, tokenizer
-        self.seen: list[GenerationRequest] = []
-
-    def generate(self, requests, progress=None):
-        self.seen += requests
-        return [
-            GenerationOutput(self.answer(r.messages[-1].content), 1, 1, "eos") for r in requests
-        ]
-
-    def loglikelihood(self, requests, progress=None):
-        out = []
-        for r in requests:
-            lp = self.logprob(r.context.messages[-1].content, r.continuation)
-            out.append(Loglik(lp, 1, True, lp))
-        return out
 
 
 def run(spec, answers, items=(ITEM,), **kw):

@@ -182,7 +182,7 @@ def test_report_spec_from_saved_config_and_overrides():
 def test_nonsense_values_are_refused_naming_the_field(tmp_path, override, field, message):
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, MINIMAL), [override])
-    assert f"  {field}: " in str(err.value) and message in str(err.value)
+    assert f" {field}: " in str(err.value) and message in str(err.value)
 
 
 def test_yaml_numbers_without_a_dot_are_numbers(tmp_path):
