@@ -13,8 +13,10 @@ capsafe judges audit --preset xstest --data DIR --judge keyword_refusal   # judg
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -508,6 +510,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("capsafe: interrupted; finished work is stored, rerun to resume", file=sys.stderr)
         return 130
+    except (OSError, RuntimeError, sqlite3.OperationalError) as err:
+        # The machine, not capsafe: a full disk or a folder capsafe may not write. Said in
+        # one line; every batch committed before it is in the store.
+        reason = environment_error(err)
+        if reason is None or os.environ.get("CAPSAFE_DEBUG"):
+            raise
+        print(f"capsafe: error: {reason}; finished work is stored, rerun to resume",
+              file=sys.stderr)  # fmt: skip
+        return 2
+
+
+_DISK_FULL = ("no space left on device", "database or disk is full", "file write failed",
+              "disk quota exceeded")  # fmt: skip
+_READ_ONLY = ("read-only file system", "attempt to write a readonly database",
+              "permission denied")  # fmt: skip
+
+
+def environment_error(err: BaseException) -> str | None:
+    """What a full disk or an unwritable folder looks like, in words, or None for anything
+    else. torch's checkpoint writer says only "file write failed"; sqlite says "database or
+    disk is full"; the operating system gives an errno."""
+    where = f" ({err.filename})" if isinstance(err, OSError) and err.filename else ""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full{where}"
+    if isinstance(err, OSError) and err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"capsafe may not write here{where}: {err.strerror}"
+    text = str(err).lower()
+    if any(m in text for m in _DISK_FULL):
+        return f"the disk is full, or a write failed for lack of space ({str(err)[:120]})"
+    if any(m in text for m in _READ_ONLY):
+        return f"capsafe may not write here ({str(err)[:120]})"
+    return None
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -288,3 +289,44 @@ def test_a_malformed_judge_output_is_a_parse_error_row_with_its_raw_text(name, t
 
 def test_the_judge_output_fuzz_covers_eighty_outputs():
     assert len(CASES) >= 80
+
+
+@pytest.mark.parametrize(
+    ("error", "must"),
+    [
+        (OSError(28, "No space left on device", "/x/capsafe.db"), "disk is full (/x/capsafe.db)"),
+        (RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed"),
+         "disk is full"),
+        (sqlite3.OperationalError("database or disk is full"), "disk is full"),
+        (PermissionError(13, "Permission denied", "/ro/runs"), "may not write here (/ro/runs)"),
+        (OSError(30, "Read-only file system", "/ro"), "may not write here (/ro)"),
+    ],
+)  # fmt: skip
+def test_a_full_disk_or_an_unwritable_folder_is_one_line(
+    tmp_path, capsys, monkeypatch, error, must
+):
+    """torch's checkpoint writer never mentions disk space; these used to be tracebacks."""
+    import capsafe.pipeline
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(capsafe.pipeline, "run_experiment", fail)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({**VALID, "output_dir": str(tmp_path / "out")}))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert must in err and "\n" not in err and "rerun to resume" in err
+
+
+def test_an_unexpected_runtime_error_keeps_its_traceback(tmp_path, monkeypatch):
+    import capsafe.pipeline
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr(capsafe.pipeline, "run_experiment", fail)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({**VALID, "output_dir": str(tmp_path / "out")}))
+    with pytest.raises(RuntimeError, match="a real bug"):
+        main(["run", str(path)])

@@ -187,12 +187,18 @@ def load_world(organism_dir: Path) -> dict[str, list[WorldItem]]:
     organism_dir = Path(organism_dir)
     world_dir = organism_dir / "world" if (organism_dir / "world").is_dir() else organism_dir
     world: dict[str, list[WorldItem]] = {}
+    if not any((world_dir / f"{name}.jsonl").is_file() for name in WORLD_SETS):
+        raise FileNotFoundError(
+            f"{organism_dir}: not an organism folder (it holds none of the organism's world "
+            "sets); an organism/* prompt set's path, and organism.dir, name a folder that "
+            "`capsafe organism build` wrote"
+        )
     for name in WORLD_SETS:
         path = world_dir / f"{name}.jsonl"
         if not path.is_file():
             raise FileNotFoundError(
                 f"{path} is missing: {organism_dir} is not a complete capsafe organism "
-                "(build one with capsafe.organism.build_organism)"
+                "(rebuild it with `capsafe organism build`)"
             )
         items = []
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
