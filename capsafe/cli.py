@@ -371,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="report.KEY=VALUE",
         help="change report settings without rerunning, e.g. "
         "'report.capability_target={accuracy: 0.5}', report.capability_benchmark=gsm8k/test, "
-        "report.power_change=0.05, report.examples_per_checkpoint=3",
+        "report.capability_format=chat, report.power_change=0.05, "
+        "report.examples_per_checkpoint=3",
     )
     report.add_argument("-o", "--output", help="report file (default: DIR/report.html)")
     report.add_argument(
