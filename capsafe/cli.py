@@ -16,13 +16,13 @@ import argparse
 import errno
 import json
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from capsafe import __version__
+from capsafe.errors import UserError
 
 PARQUET_DIR = "tables"  # beside report.html, written by `capsafe report DIR --parquet`
 
@@ -53,16 +53,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.config:
         if args.base or args.adapter:
-            raise ValueError("give either a config file or --base/--adapter, not both")
+            raise UserError("give either a config file or --base/--adapter, not both")
         cfg = load_config(Path(args.config), args.overrides)
         if cfg.finetune is not None:
-            raise ValueError(
+            raise UserError(
                 f"{args.config}: evaluate trains nothing; set `finetune: null` and list "
                 "`adapters:` (or use `capsafe run` to fine-tune)"
             )
     else:
         if not args.base:
-            raise ValueError("evaluate needs --base (or a config file)")
+            raise UserError("evaluate needs --base (or a config file)")
         cfg = resolve_paths(parse_config(evaluate_config(args), "evaluate"), Path.cwd())
     outcome = run_experiment(cfg, progress=not args.quiet, report=not args.no_report)
     print(
@@ -78,7 +78,7 @@ def _split_spec(text: str, what: str) -> dict[str, object]:
     """NAME or NAME=PATH -> a prompt set / task spec mapping."""
     name, _, path = text.partition("=")
     if not name:
-        raise ValueError(f"--{what} {text!r}: expected NAME or NAME=PATH")
+        raise UserError(f"--{what} {text!r}: expected NAME or NAME=PATH")
     return {"name": name, **({"path": path} if path else {})}
 
 
@@ -156,7 +156,7 @@ def _pairs(values: Sequence[str] | None, flag: str, form: str) -> list[tuple[str
     for item in values or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"{flag} {item!r}: expected {form}")
+            raise UserError(f"{flag} {item!r}: expected {form}")
         out.append((key, value))
     return out
 
@@ -167,33 +167,33 @@ AUDIT_COLUMNS = ("prompt", "response", "labels", "id", "category", "adjudicated"
 def _audit_inputs(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
     """The audit's judges and their arguments, every option checked before anything runs."""
     if bool(args.preset) == bool(args.file):
-        raise ValueError("judges audit needs exactly one of --preset or --file")
+        raise UserError("judges audit needs exactly one of --preset or --file")
     if args.preset and not args.data:
-        raise ValueError(f"--preset {args.preset} needs --data (the data set's folder)")
+        raise UserError(f"--preset {args.preset} needs --data (the data set's folder)")
     if args.file and (args.column is None):
-        raise ValueError("--file needs --column prompt=... --column response=... "
+        raise UserError("--file needs --column prompt=... --column response=... "
                          "--column labels=...")  # fmt: skip
     for key, _ in _pairs(args.column, "--column", "FIELD=COLUMN"):
         if key not in AUDIT_COLUMNS:
-            raise ValueError(f"--column {key}=...: unknown field (known: {list(AUDIT_COLUMNS)})")
+            raise UserError(f"--column {key}=...: unknown field (known: {list(AUDIT_COLUMNS)})")
     _pairs(args.label_map, "--label-map", "THEIRS=OURS")
     if args.limit is not None and args.limit <= 0:
-        raise ValueError(f"--limit must be a positive number of items, got {args.limit}")
+        raise UserError(f"--limit must be a positive number of items, got {args.limit}")
     names = args.judge or ["keyword_refusal"]
     try:
         judge_args = json.loads(args.judge_args) if args.judge_args else {}
     except json.JSONDecodeError as err:
-        raise ValueError(f"--judge-args is not valid JSON ({err.msg})") from None
+        raise UserError(f"--judge-args is not valid JSON ({err.msg})") from None
     if not isinstance(judge_args, dict) or not all(
         isinstance(v, dict) for v in judge_args.values()
     ):
-        raise ValueError('--judge-args must map judge names to arguments, e.g. '
+        raise UserError('--judge-args must map judge names to arguments, e.g. '
                          '\'{"keyword_refusal": {"phrase_list": "gcg"}}\'')  # fmt: skip
     unknown = sorted(set(judge_args) - set(names))
     if unknown:
-        raise ValueError(f"--judge-args names {unknown}, which no --judge gives (judges: {names})")
+        raise UserError(f"--judge-args names {unknown}, which no --judge gives (judges: {names})")
     if args.split_by is not None and args.split_by not in names:
-        raise ValueError(f"--split-by {args.split_by!r} is not one of the --judge names {names}")
+        raise UserError(f"--split-by {args.split_by!r} is not one of the --judge names {names}")
     return names, judge_args
 
 
@@ -237,13 +237,16 @@ def _cmd_judges_audit(args: argparse.Namespace) -> int:
         labelled = labelled.head(args.limit)
     organism = Path(args.organism_dir)
     judges = {
-        n: JUDGES.create(n, **resolve_judge_args(judge_args.get(n, {}), organism)) for n in names
+        n: JUDGES.create(
+            n, where=f"--judge {n}", **resolve_judge_args(judge_args.get(n, {}), organism)
+        )
+        for n in names
     }
     split_by = args.split_by or next(
         (n for n, j in judges.items() if "coherent" in j.measures), None
     )
     if split_by is not None and "coherent" not in judges[split_by].measures:
-        raise ValueError(f"--split-by {split_by!r}: that judge does not measure coherence")
+        raise UserError(f"--split-by {split_by!r}: that judge does not measure coherence")
     # A judge that cannot be scored on this set is not run (the summary says it was skipped).
     running = {n: j for n, j in judges.items() if needs_running(j.measures, labelled.dimension)}
     verdicts = judge_all(running, labelled, progress=not args.quiet)
@@ -480,20 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from capsafe.config import ConfigError
-    from capsafe.data.base import EmptySetError
-    from capsafe.locking import FolderBusyError
-    from capsafe.registry import UnknownNameError
-
-    return (
-        ConfigError,
-        FolderBusyError,
-        UnknownNameError,
-        EmptySetError,
-        FileNotFoundError,
-        FileExistsError,
-        ValueError,
-    )
+    # capsafe's own user errors (capsafe.errors.UserError: config, data, names, arguments,
+    # a busy folder) and the operating system's word that a given path does not exist.
+    return (UserError, FileNotFoundError, FileExistsError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -511,15 +503,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("capsafe: interrupted; finished work is stored, rerun to resume", file=sys.stderr)
         return 130
-    except (OSError, RuntimeError, sqlite3.OperationalError) as err:
+    except Exception as err:
         # The machine, not capsafe: a full disk or a folder capsafe may not write. Said in
         # one line; every batch committed before it is in the store.
         reason = environment_error(err)
-        if reason is None or os.environ.get("CAPSAFE_DEBUG"):
-            raise
-        print(f"capsafe: error: {reason}; finished work is stored, rerun to resume",
-              file=sys.stderr)  # fmt: skip
-        return 2
+        if reason is not None and not os.environ.get("CAPSAFE_DEBUG"):
+            print(f"capsafe: error: {reason}; finished work is stored, rerun to resume",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        # Anything else is a bug in capsafe: its traceback follows this line.
+        print(f"capsafe: internal error ({type(err).__name__}); this is a bug in capsafe, not "
+              "in your input: please report it with the traceback below. Finished work is "
+              "stored.", file=sys.stderr)  # fmt: skip
+        raise
 
 
 _DISK_FULL = ("no space left on device", "database or disk is full", "file write failed",

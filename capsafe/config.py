@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic import Strict as StrictType
 
+from capsafe.errors import UserError
+
 BUILTIN_ORGANISM = "builtin:organism"
 
 
@@ -435,7 +437,7 @@ def _unique_names(items: list[Any]) -> list[Any]:
     return items
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config that cannot be used; the message names the file and every bad field."""
 
 

@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from capsafe.errors import UserError
+
 LOCK_FILE = ".lock"
 
 
-class FolderBusyError(RuntimeError):
+class FolderBusyError(UserError):
     """Another process holds the folder's lock."""
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from capsafe.config import DecodingSpec, ExperimentConfig, JudgeSpec
 from capsafe.data import TASKS, DataContext, Task, load_prompt_set
 from capsafe.data.base import PROMPT_SETS, EmptySetError, take
+from capsafe.errors import UserError
 from capsafe.finetune.checkpoints import non_finite_tensors
 from capsafe.formats import build_request
 from capsafe.judges import JUDGES, Judge
@@ -117,7 +118,7 @@ def load_inputs(cfg: ExperimentConfig, progress: bool = True) -> Inputs:
     task, task_id, train, test = None, "none", [], []
     if cfg.task is not None:
         spec = cfg.task
-        task = TASKS.create(spec.name, ctx=ctx, path=spec.path, **spec.args)
+        task = TASKS.create(spec.name, where="task.args", ctx=ctx, path=spec.path, **spec.args)
         task_id = f"{task.name}@{task.version}"
         test = take(task.test_prompts(), spec.test_limit)
         if not test:
@@ -128,11 +129,10 @@ def load_inputs(cfg: ExperimentConfig, progress: bool = True) -> Inputs:
                 raise EmptySetError(f"task {spec.name!r}: the train split is empty")
     safety = [
         r
-        for s in cfg.safety
-        for r in load_prompt_set(
-            s.name, ctx, path=s.path, limit=s.limit, seed=s.seed, stratify=s.stratify, **s.args
-        )
-    ]
+        for i, s in enumerate(cfg.safety)
+        for r in load_prompt_set(s.name, ctx, path=s.path, limit=s.limit, seed=s.seed,
+                                 stratify=s.stratify, where=f"safety.{i}.args", **s.args)
+    ]  # fmt: skip
     recipes = []
     if cfg.finetune is not None and task is not None:
         # Never train on a prompt the experiment evaluates on; the organism's full evaluation
@@ -233,7 +233,7 @@ def _adapter_models(
         )
         bad = non_finite_tensors(folder)
         if bad:  # its answers would be garbage, scored as if they meant something
-            raise ValueError(
+            raise UserError(
                 f"adapters: {a.name!r} ({folder}) holds inf/nan in {len(bad)} tensor(s), e.g. "
                 f"{bad[0]}; a diverged adapter is not evaluated"
             )
@@ -328,6 +328,7 @@ def _load_backend(cfg: ExperimentConfig, base_path: str, trust_remote_code: bool
     g = cfg.generation
     return BACKENDS.create(
         g.backend,
+        where="generation",
         model=base_path,
         batch_size=g.batch_size,
         device=g.device,
@@ -483,11 +484,12 @@ def judge_instances(
     # whose log-probs differ from the transformers ones the stored judge args promise.
     args = resolve_judge_args(spec.args, cfg.organism.dir)
     factory = JUDGES.factory(spec.name)
+    where = f"judge {spec.name!r} args"
     if "reference_model" not in inspect.signature(factory).parameters or "reference_model" in args:
-        return [(factory(**args), list(gens))]
+        return [(JUDGES.create(spec.name, where=where, **args), list(gens))]
     return [
         (
-            factory(**args, reference_model=str(folder)),
+            JUDGES.create(spec.name, where=where, **args, reference_model=str(folder)),
             [g for g in gens if base_of[g.model_key] == name],
         )
         for name, folder in base_dirs.items()

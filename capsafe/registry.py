@@ -13,10 +13,12 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from capsafe.errors import UserError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(UserError, KeyError):
     """A name that no module registered; the message suggests the closest names."""
 
     def __str__(self) -> str:  # KeyError would quote the message
@@ -59,8 +61,19 @@ class Registry(Generic[T]):
             raise UnknownNameError(f"unknown {self.kind} {name!r}{hint} (known: {known})")
         return self._factories[name]
 
-    def create(self, name: str, **args: Any) -> T:
-        return self.factory(name)(**args)
+    def create(self, name: str, *positional: Any, where: str | None = None, **args: Any) -> T:
+        """Build `name` from its arguments. With `where` (the config field they came from),
+        a ValueError the factory raises while checking them becomes a UserError naming that
+        field: arguments a factory refuses are the user's to fix."""
+        factory = self.factory(name)
+        if where is None:
+            return factory(*positional, **args)
+        try:
+            return factory(*positional, **args)
+        except UserError:
+            raise
+        except ValueError as err:
+            raise UserError(f"{where}: {self.kind} {name!r}: {err}") from err
 
     def check_args(self, name: str, where: str, *positional: Any, **args: Any) -> None:
         """Refuse, naming `where` (the config field), arguments the factory of `name` does
@@ -72,6 +85,6 @@ class Registry(Generic[T]):
             signature.bind(*positional, **args)
         except TypeError as err:
             takes = [p for p in signature.parameters if p not in ("ctx", "self")]
-            raise ValueError(
+            raise UserError(
                 f"{where}: {self.kind} {name!r}: {err} (it takes: {', '.join(takes) or 'none'})"
             ) from None

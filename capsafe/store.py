@@ -356,7 +356,8 @@ class Store:
     def versions(self) -> dict[str, list[str]]:
         """The capsafe versions that wrote each result table."""
         out = {}
-        for table in ("models", "runs", "checkpoints", "generations", "judgments", "scores"):
+        tables = ("models", "runs", "checkpoints", "generations", "judgments", "scores", "failures")
+        for table in tables:
             sql = f"SELECT DISTINCT capsafe_version FROM {table} ORDER BY 1"
             out[table] = [r[0] for r in self._db.execute(sql)]
         return out
@@ -364,7 +365,8 @@ class Store:
     def dump(self) -> dict[str, list[dict[str, Any]]]:
         """Every result table as plain rows without timestamps (for comparing two stores)."""
         out: dict[str, list[dict[str, Any]]] = {}
-        for table in ("models", "runs", "checkpoints", "generations", "judgments", "scores"):
+        tables = ("models", "runs", "checkpoints", "generations", "judgments", "scores", "failures")
+        for table in tables:
             rows = self._db.execute(f"SELECT * FROM {table}").fetchall()
             out[table] = sorted(
                 ({k: r[k] for k in r.keys() if k != "created_at"} for r in rows),

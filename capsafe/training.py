@@ -90,7 +90,8 @@ def _task_id(task: Task) -> str:
 
 
 def _round_task(spec: TaskSpec, ctx: DataContext) -> tuple[Task, list[TrainExample]]:
-    task = TASKS.create(spec.name, ctx=ctx, path=spec.path, **spec.args)
+    task = TASKS.create(spec.name, where="a round's task.args", ctx=ctx, path=spec.path,
+                        **spec.args)  # fmt: skip
     train = task.train_examples()[: spec.train_limit]
     if not train:
         raise RecipeError(f"round task {spec.name!r}: the train split is empty")

@@ -319,14 +319,28 @@ def test_a_full_disk_or_an_unwritable_folder_is_one_line(
     assert must in err and "\n" not in err and "rerun to resume" in err
 
 
-def test_an_unexpected_runtime_error_keeps_its_traceback(tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", [RuntimeError("a real bug"), ValueError("a real bug")])
+def test_a_bug_keeps_its_traceback_and_asks_to_be_reported(tmp_path, capsys, monkeypatch, error):
+    """Every ValueError used to be printed as a user error (exit 2), hiding real bugs."""
     import capsafe.pipeline
 
     def fail(*args, **kwargs):
-        raise RuntimeError("a real bug")
+        raise error
 
     monkeypatch.setattr(capsafe.pipeline, "run_experiment", fail)
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump({**VALID, "output_dir": str(tmp_path / "out")}))
-    with pytest.raises(RuntimeError, match="a real bug"):
+    with pytest.raises(type(error), match="a real bug"):
         main(["run", str(path)])
+    assert "this is a bug in capsafe" in capsys.readouterr().err
+
+
+def test_arguments_a_factory_refuses_are_a_user_error_naming_the_field(tmp_path):
+    from capsafe.data import DataContext, load_prompt_set
+    from capsafe.errors import UserError
+
+    path = tmp_path / "set.jsonl"
+    path.write_text('{"prompt": "x"}\n')
+    with pytest.raises(UserError, match=r"^safety\.2\.args: prompt set 'custom': .*'text'"):
+        load_prompt_set("custom", DataContext(tmp_path), path=path, where="safety.2.args",
+                        columns={"prompt": "prompt"})  # fmt: skip

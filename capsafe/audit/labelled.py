@@ -23,6 +23,7 @@ from typing import Literal
 
 from capsafe.analysis.agreement import majority
 from capsafe.data.files import DataFileError, Row, read_rows, read_text
+from capsafe.errors import UserError
 
 Dimension = Literal["harmful", "refusal"]
 LABELS: dict[str, tuple[str, ...]] = {"harmful": ("1", "0"), "refusal": ("full", "partial", "none")}
@@ -102,7 +103,7 @@ def load_labelled(
     under a token limit (see LabelledSet.token_limit)."""
     for needed in ("prompt", "response", "labels"):
         if needed not in columns:
-            raise ValueError(f"labelled file {path}: the column mapping needs {needed!r}")
+            raise UserError(f"labelled file {path}: the column mapping needs {needed!r}")
     label_cols = columns["labels"]
     label_cols = [label_cols] if isinstance(label_cols, str) else list(label_cols)
     rows = read_rows(path)
@@ -270,5 +271,5 @@ PRESETS: dict[str, Callable[[Path], LabelledSet]] = {
 
 def load_preset(name: str, folder: Path) -> LabelledSet:
     if name not in PRESETS:
-        raise ValueError(f"unknown labelled preset {name!r} (known: {sorted(PRESETS)})")
+        raise UserError(f"unknown labelled preset {name!r} (known: {sorted(PRESETS)})")
     return PRESETS[name](folder)

@@ -29,6 +29,7 @@ from capsafe.analysis.agreement import (
 )
 from capsafe.analysis.audit import JudgeAudit, audit_judges
 from capsafe.audit.labelled import LabelledSet
+from capsafe.errors import UserError
 from capsafe.judges.base import Judge
 from capsafe.progress import progress_bar
 from capsafe.records import JudgeItem, Judgment
@@ -144,7 +145,7 @@ def audit(
     skipped = {j: f"does not measure {dim!r}" for j in measures if not usable & measures[j]}
     proxies = [j for j in audited if dim not in measures[j]]
     if split_by is not None and "coherent" not in measures.get(split_by, frozenset()):
-        raise ValueError(f"--split-by {split_by!r}: that judge does not measure coherence")
+        raise UserError(f"--split-by {split_by!r}: that judge does not measure coherence")
     labels = {j: [binary_label(v, dim) for v in verdicts[j]] for j in audited}
     # An item without a gold label (annotators tie) is counted as a tie, never scored.
     human = [[None if i.gold is None else human_binary(i.gold, dim)] for i in labelled.items]

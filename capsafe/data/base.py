@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+from capsafe.errors import UserError
 from capsafe.records import Loglik, PromptRecord, Score, TrainExample
 from capsafe.registry import Registry
 
@@ -68,7 +69,7 @@ register_prompt_set = PROMPT_SETS.register
 register_task = TASKS.register
 
 
-class EmptySetError(ValueError):
+class EmptySetError(UserError):
     """A prompt set or task split that came out empty (after filtering or limiting)."""
 
 
@@ -134,9 +135,12 @@ def load_prompt_set(
     *,
     seed: int = 0,
     stratify: bool = False,
+    where: str | None = None,
     **args: object,
 ) -> list[PromptRecord]:
-    every = list(PROMPT_SETS.factory(name)(ctx, path=path, **args))
+    """The set's records (a stable seeded subset with `limit`). `where` names the config field
+    the arguments came from, for the error when the set's factory refuses them."""
+    every = list(PROMPT_SETS.create(name, ctx, path=path, where=where, **args))
     seen: dict[str, int] = {}
     for i, r in enumerate(every, 1):
         if r.id in seen:

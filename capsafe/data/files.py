@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from capsafe.errors import UserError
+
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
 
-class DataFileError(ValueError):
+class DataFileError(UserError):
     """A data file that cannot be read as the loader expects; says which file, line, field."""
 
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from capsafe.errors import UserError
+
 RUN_FILE = "capsafe_run.json"
 EPOCH_FILE = "capsafe_epoch.json"
 REPORTED_FILE = "capsafe_reported.json"
@@ -56,7 +58,7 @@ class EpochCheckpoint:
     steps: int  # optimizer steps done so far, over all epochs
 
 
-class RunConflictError(ValueError):
+class RunConflictError(UserError):
     """out_dir already holds a run with other inputs; resuming it would mix two runs."""
 
 

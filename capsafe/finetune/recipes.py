@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from capsafe.errors import UserError
 from capsafe.registry import Registry
 
 RECIPES: Registry[Recipe] = Registry("recipe", "capsafe.finetune.recipes")
@@ -35,7 +36,7 @@ ORGANISM_SOURCE = "organism"
 BUILTIN_UNALIGNED = "builtin:organism-unaligned"
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError):
     """A recipe with arguments that cannot work; the message names the recipe and argument."""
 
 
