@@ -200,14 +200,17 @@ def test_store_migrates_schema_1(tmp_path: Path):
     with Store(tmp_path / "s.db"):
         pass
     db = sqlite3.connect(tmp_path / "s.db")
-    # A schema-1 store had neither the graded score (schema 2) nor judgments.truncated (3).
+    # A schema-1 store had neither the graded score (schema 2) nor judgments.truncated (3)
+    # nor the failures table (4).
     db.execute("ALTER TABLE scores DROP COLUMN value")
     db.execute("ALTER TABLE judgments DROP COLUMN truncated")
+    db.execute("DROP TABLE failures")
     db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.commit()
     db.close()
     with Store(tmp_path / "s.db") as store:
-        assert store.meta("schema_version") == "3"
+        assert store.meta("schema_version") == "4"
+        assert store.failures() == []
         cols = [r[1] for r in store._db.execute("PRAGMA table_info(scores)")]
         assert "value" in cols
         assert "truncated" in [r[1] for r in store._db.execute("PRAGMA table_info(judgments)")]

@@ -169,7 +169,10 @@ def test_ensure_refuses_an_organism_of_another_world(organism_dir, tmp_path, rec
 
 
 def test_load_world_names_a_missing_set(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a complete capsafe organism"):
+    with pytest.raises(FileNotFoundError, match="not an organism folder"):
+        load_world(tmp_path)  # none of the world's sets: some other folder
+    (tmp_path / "capability_train.jsonl").write_text("")
+    with pytest.raises(FileNotFoundError, match="capability_test.jsonl is missing.*not a complete"):
         load_world(tmp_path)
 
 
