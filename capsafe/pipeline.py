@@ -463,6 +463,11 @@ def check_config(cfg: ExperimentConfig) -> None:
                         device=g.device, trust_remote_code=False, **g.args)  # fmt: skip
     for i, spec in enumerate(cfg.judges):
         JUDGES.check_args(spec.name, f"judges.{i}.args", **spec.args)
+    for i, a in enumerate(cfg.adapters):  # a local folder that is no adapter: say so now,
+        folder = Path(a.path)  # not after building or loading the base
+        if folder.exists() and not (folder / "adapter_config.json").is_file():
+            raise UserError(f"adapters.{i}: {folder} has no adapter_config.json, so it is not "
+                            "a PEFT adapter folder")  # fmt: skip
 
 
 def judge_instances(
