@@ -5,8 +5,11 @@ compared with an uninterrupted run's (issue 12's done-criterion; run by hand, ~1
     python benchmarks/kill_campaign.py                 # 12 kills, seed 0
     python benchmarks/kill_campaign.py --kills 20 --seed 3
 
-Prints each kill (seconds into the attempt, the phase the run was in by its last progress
-line) and whether the stores are identical, then exits 0 if they are, 1 if not.
+Each kill aims at a phase in turn (fine-tuning, generation, judging, the end: the last
+judge, scoring and the report): the attempt is killed a random 0-3 s after that phase's
+progress line appears. An attempt that finishes first (the phase was already stored) starts
+the folder afresh. Prints each kill (the phase aimed at, the phase the last progress line
+shows) and whether the stores are identical, then exits 0 if they are, 1 if not.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from capsafe.store import Store
 REPO = Path(__file__).resolve().parents[1]
 PHASES = (("fine-tuning", "fine-tuning"), ("generate", "generation"), ("judge", "judging"),
           ("score", "scoring"), ("report", "report"))  # fmt: skip
+# (phase aimed at, the progress text that starts it)
+TARGETS = (("fine-tuning", "fine-tuning"), ("generation", "generate:"),
+           ("judging", "judge keyword_refusal"), ("the end", "judge coherence"))  # fmt: skip
 
 
 def config(folder: Path, name: str, organism: Path) -> Path:
@@ -90,21 +96,23 @@ def main() -> int:
         killed_cfg = config(folder, "killed", Path(args.organism))
         kills = []
         while len(kills) < args.kills:
-            at = rng.uniform(3.0, whole)
+            aim, marker = TARGETS[len(kills) % len(TARGETS)]
             log = folder / "attempt.log"
             with log.open("w") as f:
                 proc = subprocess.Popen(command(killed_cfg), env=env, stdout=f, stderr=f)
-                try:
-                    proc.wait(timeout=at)
-                    print(f"  attempt finished before {at:.0f} s; starting afresh")
+                while proc.poll() is None and marker not in log.read_text(errors="replace"):
+                    time.sleep(0.05)
+                if proc.poll() is None:
+                    time.sleep(rng.uniform(0.0, 3.0))
+                if proc.poll() is not None:
+                    print(f"  attempt finished before {aim}; starting afresh")
                     shutil.rmtree(folder / "killed")
                     continue
-                except subprocess.TimeoutExpired:
-                    proc.send_signal(signal.SIGKILL)
-                    proc.wait()
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
             phase = phase_of(log.read_text(errors="replace"))
-            kills.append((at, phase))
-            print(f"  kill {len(kills):2}: {at:5.1f} s in, during {phase}")
+            kills.append((aim, phase))
+            print(f"  kill {len(kills):2}: aimed at {aim}, the last progress line says {phase}")
         done = subprocess.run(command(killed_cfg), env=env, capture_output=True, text=True)
         if done.returncode != 0:
             print(done.stderr[-2000:])
