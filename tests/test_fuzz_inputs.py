@@ -184,7 +184,7 @@ HEADER = "id,q,a,r\n"
 BAD_FILES = [
     ("empty.csv", b"", "empty.csv"),
     ("header_only.csv", HEADER.encode(), "no labelled rows"),
-    ("repeated_header.csv", b"id,q,a,r,r\n1,x,y,full,none\n", "empty"),  # placeholder
+    ("repeated_header.csv", b"id,q,a,r,r\n1,x,y,full,none\n", "repeated_header.csv:1"),
     ("too_many_cells.csv", (HEADER + "1,x,y,full,extra\n").encode(), "too_many_cells.csv:2"),
     ("too_few_cells.csv", (HEADER + "1,x\n").encode(), "too_few_cells.csv:2"),
     ("unclosed_quote.csv", (HEADER + '1,"x,y,full\n2,a,b,none\n').encode(), "unclosed_quote.csv"),
@@ -216,11 +216,6 @@ BAD_FILES = [
     ("dup_id.json",
      b'[{"id":1,"q":"x","a":"y","r":"full"},{"id":1,"q":"z","a":"w","r":"none"}]', "dup_id.json"),
 ]  # fmt: skip
-BAD_FILES[2] = (
-    "repeated_header.csv",
-    b"id,q,a,r,r\n1,x,y,full,none\n",
-    "repeated_header.csv:1",
-)
 
 
 @pytest.mark.parametrize(("name", "content", "must"), BAD_FILES, ids=[f[0] for f in BAD_FILES])

@@ -169,13 +169,11 @@ def _capability(rates: list[CellRate], wanted: str | None, notes: dict[str, str]
 
 def _capability_format(rates: list[CellRate], capability: str, wanted: str | None) -> str | None:
     """The format capability is read under: the one asked for where it was scored, else the
-    only one scored, else the first alphabetically (a store without saved settings)."""
+    first scored, alphabetically (a store without saved settings)."""
     found = sorted(
         {r.format for r in rates if r.metric == "accuracy" and r.benchmark == capability}
     )
-    if wanted in found or len(found) <= 1:
-        return wanted if wanted in found else (found[0] if found else None)
-    return found[0]
+    return wanted if wanted in found else (found[0] if found else None)
 
 
 def _spreads(
