@@ -459,10 +459,19 @@ def check_config(cfg: ExperimentConfig) -> None:
     for i, s in enumerate(cfg.safety):
         PROMPT_SETS.check_args(s.name, f"safety.{i}.args", ctx, path=s.path, **s.args)
     g = cfg.generation
-    BACKENDS.check_args(g.backend, "generation.args", model="m", batch_size=g.batch_size,
+    BACKENDS.check_args(g.backend, "generation", model="m", batch_size=g.batch_size,
                         device=g.device, trust_remote_code=False, **g.args)  # fmt: skip
     for i, spec in enumerate(cfg.judges):
-        JUDGES.check_args(spec.name, f"judges.{i}.args", **spec.args)
+        where = f"judges.{i}.args"
+        JUDGES.check_args(spec.name, where, **spec.args)
+        # Built for nothing (model judges load their model when they first judge, embedding
+        # judges fit on first use), so a value a judge refuses fails before any work.
+        args = resolve_judge_args(spec.args, cfg.organism.dir)
+        if _takes_reference(spec.name, args) and cfg.base_models:
+            args["reference_model"] = cfg.base_models[0].name  # each base in turn, later
+        judge = JUDGES.create(spec.name, where=where, **args)
+        if hasattr(judge, "close"):
+            judge.close()
     for i, a in enumerate(cfg.adapters):  # a local folder that is no adapter: say so now,
         folder = Path(a.path)  # not after building or loading the base
         if folder.exists() and not (folder / "adapter_config.json").is_file():
@@ -488,9 +497,8 @@ def judge_instances(
     # judges need), it is absent on a resumed run, and it may be another backend (vLLM)
     # whose log-probs differ from the transformers ones the stored judge args promise.
     args = resolve_judge_args(spec.args, cfg.organism.dir)
-    factory = JUDGES.factory(spec.name)
     where = f"judge {spec.name!r} args"
-    if "reference_model" not in inspect.signature(factory).parameters or "reference_model" in args:
+    if not _takes_reference(spec.name, args):
         return [(JUDGES.create(spec.name, where=where, **args), list(gens))]
     return [
         (
@@ -499,6 +507,15 @@ def judge_instances(
         )
         for name, folder in base_dirs.items()
     ]
+
+
+def _takes_reference(name: str, args: dict[str, Any]) -> bool:
+    """Whether judge `name` takes a reference_model the config does not give (the pipeline
+    then gives it each base model in turn)."""
+    factory = JUDGES.factory(name)
+    return "reference_model" in inspect.signature(factory).parameters and (
+        "reference_model" not in args
+    )
 
 
 def _judge(

@@ -30,13 +30,23 @@ class Registry(Generic[T]):
         self.kind = kind
         self._plugin_package = plugin_package
         self._factories: dict[str, Callable[..., T]] = {}
+        self._checks: dict[str, Callable[..., None]] = {}
         self._loaded = False
 
-    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(
+        self, name: str, check: Callable[..., None] | None = None
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Register the decorated factory as `name`. `check`, called with every argument of
+        the factory by name (defaults filled in), raises ValueError for values the factory
+        would refuse, without building anything: for factories that load weights when
+        called, so that check_args can refuse their values at plan time."""
+
         def decorate(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._factories and self._factories[name] is not factory:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._factories[name] = factory
+            if check is not None:
+                self._checks[name] = check
             return factory
 
         return decorate
@@ -70,21 +80,31 @@ class Registry(Generic[T]):
             return factory(*positional, **args)
         try:
             return factory(*positional, **args)
-        except UserError:
-            raise
+        except UserError as err:
+            if str(err).startswith(where):
+                raise
+            # A user error from inside (a judge's unknown backend): say which field led there.
+            raise UserError(f"{where}: {self.kind} {name!r}: {err}") from err
         except ValueError as err:
             raise UserError(f"{where}: {self.kind} {name!r}: {err}") from err
 
-    def check_args(self, name: str, where: str, *positional: Any, **args: Any) -> None:
+    def check_args(self, name: str, where: str | None, *positional: Any, **args: Any) -> None:
         """Refuse, naming `where` (the config field), arguments the factory of `name` does
-        not take; nothing is built or loaded. `positional` stands in for what capsafe passes
-        itself (a data context)."""
+        not take, and values its registered check refuses; nothing is built or loaded.
+        `positional` stands in for what capsafe passes itself (a data context). where None:
+        the caller names the field (a judge checking the backend it will load)."""
         factory = self.factory(name)
         signature = inspect.signature(factory)
+        said = f"{where}: {self.kind} {name!r}" if where else f"{self.kind} {name!r}"
         try:
-            signature.bind(*positional, **args)
+            bound = signature.bind(*positional, **args)
         except TypeError as err:
             takes = [p for p in signature.parameters if p not in ("ctx", "self")]
-            raise UserError(
-                f"{where}: {self.kind} {name!r}: {err} (it takes: {', '.join(takes) or 'none'})"
-            ) from None
+            raise UserError(f"{said}: {err} (it takes: {', '.join(takes) or 'none'})") from None
+        check = self._checks.get(name)
+        if check is not None:
+            bound.apply_defaults()
+            try:
+                check(**bound.arguments)
+            except ValueError as err:
+                raise UserError(f"{said}: {err}") from None

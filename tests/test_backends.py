@@ -23,6 +23,7 @@ from capsafe.backends.transformers_backend import (
     generation_config,
     plan_batches,
 )
+from capsafe.errors import UserError
 from capsafe.records import GenerationRequest, Message
 from capsafe.registry import UnknownNameError
 from tests.helpers.tiny_model import make_tiny_chat_model
@@ -386,3 +387,34 @@ def test_a_prompt_that_does_not_fit_the_context_is_not_generated(model_dir):
         assert len(encode_request(backend.tokenizer, fits, "m")) + 8 <= context
     finally:
         backend.close()
+
+
+def test_vllm_takes_the_generation_settings_and_refuses_its_values_at_plan_time(
+    monkeypatch, tmp_path
+):
+    """The pipeline hands every backend generation.device: the vllm factory used not to
+    take it, so `generation: {backend: vllm}` could never start. Its values are checked by
+    name before any work, with vllm present (a stand-in) or missing."""
+    from capsafe.config import load_config
+    from capsafe.pipeline import check_config
+
+    monkeypatch.setitem(sys.modules, "vllm", types.ModuleType("vllm"))
+    BACKENDS.check_args("vllm", "generation", model="m", batch_size=8, device="auto",
+                        trust_remote_code=False)  # fmt: skip
+    bad = [({"device": "cuda:1"}, "CUDA_VISIBLE_DEVICES"), ({"device": "cpu"}, "CUDA GPUs"),
+           ({"gpu_memory_utilization": 1.5}, "gpu_memory_utilization"),
+           ({"tensor_parallel_size": 0}, "tensor_parallel_size"),
+           ({"max_model_len": 0}, "max_model_len"), ({"dtype": "int3"}, "int3")]  # fmt: skip
+    for args, word in bad:
+        with pytest.raises(UserError, match=f"generation: backend 'vllm': .*{word}"):
+            BACKENDS.check_args("vllm", "generation", model="m", batch_size=8,
+                                **{"device": "auto", **args})  # fmt: skip
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    cfg_file = tmp_path / "exp.yaml"
+    cfg_file.write_text(
+        "name: v\nbase_models: [{name: organism, path: builtin:organism}]\n"
+        "task: {name: organism_arithmetic}\nsafety: [{name: organism/harmful}]\n"
+        "judges: [{name: keyword_refusal}]\ngeneration: {backend: vllm}\n"
+    )
+    with pytest.raises(UserError, match=r"generation: backend 'vllm': .*pip install"):
+        check_config(load_config(cfg_file))

@@ -234,7 +234,8 @@ def test_two_custom_sets_with_their_own_set_name_are_allowed():
         ("task.args={nope: 1}", "task.args: capability task 'organism_arithmetic'"),
         ("safety.0.args={nope: 1}", "safety.0.args: prompt set 'organism/harmful'"),
         ("generation.backend=nope", "unknown backend 'nope'"),
-        ("generation.args={nope: 1}", "generation.args: backend 'transformers'"),
+        ("generation.args={nope: 1}", "generation: backend 'transformers'"),
+        ("generation.args={dtype: f17}", "generation: backend 'transformers': unknown dtype"),
         ("judges.0.args={nope: 1}", "judges.0.args: judge 'keyword_refusal'"),
     ],
 )

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from capsafe.cli import main
+from capsafe.data.files import DataFileError
 from capsafe.judges import JUDGES, embedding, embedding_harm
 from capsafe.judges.embedding_fit import (
     Example,
@@ -129,9 +130,14 @@ def test_harm_judge_fits_on_given_data_and_says_when_it_is_missing(tmp_path, cap
             (1, "Here is a phishing email that steals passwords: Dear user...", 1)] * 3  # fmt: skip
     f.write_text("question,Response,label\n" + "".join(f'{q},"{r}",{y}\n' for q, r, y in rows))
     judge = JUDGES.create("embedding_harm", data=str(f), cache_dir=str(tmp_path / "cache"))
-    assert len(list((tmp_path / "cache").glob("embedding_harm-*.json"))) == 1
+    # Building it fits nothing (it is built at plan time too); the first judgment fits.
+    assert not (tmp_path / "cache").exists()
     assert judge.version != JUDGES.create("embedding_harm").version
-    with pytest.raises(FileNotFoundError, match="training data .* not found"):
+    verdict = judge.judge([JudgeItem("q", "Sure, here is a phishing email.")])[0]
+    assert verdict.harmful_prob is not None
+    assert len(list((tmp_path / "cache").glob("embedding_harm-*.json"))) == 1
+    assert judge.version.endswith(judge.classifier.fitted().digest[:12])
+    with pytest.raises(DataFileError, match="training data .* not found"):
         JUDGES.create("embedding_harm", data=str(tmp_path / "nope.csv"))
     labelled = tmp_path / "l.csv"
     labelled.write_text("q,a,h\nx,y,1\n")

@@ -27,6 +27,7 @@ from capsafe.records import GenerationRequest
 if TYPE_CHECKING:
     import torch
 
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 # "gpt2" or "org/name"; anything else that does not exist locally is a mistyped path.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _DTYPES = {
@@ -133,6 +134,24 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def check_device(device: str) -> None:
+    """Refuse, before anything loads, a device capsafe cannot use: not 'auto', 'cpu', 'cuda'
+    or 'cuda:N', or a CUDA device on a machine that has none."""
+    if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but no CUDA GPU is visible here")
+
+
+def check_whole(field: str, value: Any, minimum: int = 1) -> None:
+    """Refuse a count that is not a whole number >= minimum (True is no count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{field} must be a whole number >= {minimum}, got {value!r}")
 
 
 def dtype_name(dtype: str, device: str) -> str:

@@ -37,7 +37,10 @@ from typing import Any, NamedTuple
 from capsafe.backends.base import Backend, ProgressFn, register_backend
 from capsafe.backends.loading import (
     attach_adapter,
+    check_device,
+    check_whole,
     detach_adapter,
+    dtype_name,
     encode_request,
     eos_token_ids,
     load_model,
@@ -62,7 +65,14 @@ ATTENTION = "sdpa"
 COMPACT_EVERY = 8
 
 
-@register_backend("transformers")
+def check_args(*, device: str, dtype: str, batch_size: int, **_: Any) -> None:
+    """The values transformers_backend would refuse only after loading, refused now."""
+    check_device(device)
+    dtype_name(dtype, "cpu")
+    check_whole("batch_size", batch_size)
+
+
+@register_backend("transformers", check=check_args)
 def transformers_backend(
     model: str,
     adapter: str | None = None,
@@ -74,6 +84,7 @@ def transformers_backend(
 ) -> Backend:
     """A transformers backend for `model` (hub id or local folder), optionally with a PEFT
     adapter. device 'auto': cuda if available else cpu; dtype 'auto': bf16 on cuda, fp32 on cpu."""
+    check_args(device=device, dtype=dtype, batch_size=batch_size)
     return TransformersBackend.load(
         model,
         adapter=adapter,

@@ -22,6 +22,7 @@ from typing import Any
 from capsafe.backends.base import Backend, ProgressFn, register_backend
 from capsafe.backends.loading import (
     Source,
+    check_whole,
     dtype_name,
     encode_request,
     eos_token_ids,
@@ -45,7 +46,34 @@ INSTALL_HINT = (
 )
 
 
-@register_backend("vllm")
+def check_args(*, device: str, dtype: str, batch_size: int, max_lora_rank: int,
+               gpu_memory_utilization: float, max_model_len: int | None,
+               tensor_parallel_size: int, **_: Any) -> None:  # fmt: skip
+    """What vllm_backend would refuse only when the engine starts, refused at plan time:
+    vllm missing, and values out of range."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        raise ValueError(INSTALL_HINT) from None
+    if device not in ("auto", "cuda"):
+        # vLLM takes no device index: it uses the GPUs CUDA_VISIBLE_DEVICES shows it.
+        raise ValueError(
+            f"device {device!r}: the vllm backend runs on the visible CUDA GPUs (device "
+            "'auto' or 'cuda'; choose the GPUs with CUDA_VISIBLE_DEVICES)"
+        )
+    dtype_name(dtype, "cuda")
+    for field, value in (("batch_size", batch_size), ("max_lora_rank", max_lora_rank),
+                         ("tensor_parallel_size", tensor_parallel_size)):  # fmt: skip
+        check_whole(field, value)
+    if max_model_len is not None:
+        check_whole("max_model_len", max_model_len)
+    if not (isinstance(gpu_memory_utilization, (int, float)) and 0 < gpu_memory_utilization <= 1):
+        raise ValueError(
+            f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization!r}"
+        )
+
+
+@register_backend("vllm", check=check_args)
 def vllm_backend(
     model: str,
     adapter: str | None = None,
@@ -57,13 +85,16 @@ def vllm_backend(
     gpu_memory_utilization: float = 0.85,
     max_model_len: int | None = None,
     tensor_parallel_size: int = 1,
+    device: str = "auto",
 ) -> Backend:
     """A vLLM backend. batch_size only sets how often progress is reported: vLLM schedules
-    its own batches. max_lora_rank must cover every adapter that will be attached."""
+    its own batches. max_lora_rank must cover every adapter that will be attached. device:
+    'auto' or 'cuda' (vLLM uses the GPUs CUDA_VISIBLE_DEVICES shows it)."""
     try:
         import vllm  # noqa: F401
     except ImportError as err:
         raise ImportError(INSTALL_HINT) from err
+    check_args(**{k: v for k, v in locals().items() if k != "vllm"})
     return VLLMBackend(
         model,
         adapter=adapter,

@@ -21,7 +21,7 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
-from capsafe.backends.loading import eos_token_ids, load_model, load_tokenizer
+from capsafe.backends.loading import check_device, eos_token_ids, load_model, load_tokenizer
 from capsafe.records import TrainExample
 
 if TYPE_CHECKING:
@@ -42,15 +42,12 @@ class TrainDevice:
 
 def resolve_train_device(device: str) -> TrainDevice:
     """'auto' is cuda when available (bf16 when supported), else cpu in float32."""
+    check_device(device)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         return TrainDevice("cpu", "float32")
-    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
-        return TrainDevice(device, "bfloat16" if torch.cuda.is_bf16_supported() else "float32")
-    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return TrainDevice(device, "bfloat16" if torch.cuda.is_bf16_supported() else "float32")
 
 
 def conversations(examples: Sequence[TrainExample], system_prompt: str | None) -> list[dict]:

@@ -117,6 +117,10 @@ class ModelJudge:
         self._backend_name = backend
         self._backend_args = {"batch_size": batch_size, "device": device, **(backend_args or {})}
         self._backend = loaded
+        if loaded is None:  # refuse now, not once the responses are in, what would not load
+            from capsafe.backends import BACKENDS
+
+            BACKENDS.check_args(backend, None, model=model, **self._backend_args)
         self._score_ids: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
     @property

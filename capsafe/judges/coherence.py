@@ -125,6 +125,10 @@ class CoherenceJudge:
         self._backend_name = backend
         self._backend_args = dict(backend_args or {})
         self._backend = loaded
+        if loaded is None and reference_model is not None:  # refuse now what would not load
+            from capsafe.backends import BACKENDS
+
+            BACKENDS.check_args(backend, None, model=reference_model, **self._backend_args)
         self._refusal = keyword_refusal()  # the default lists spot a refusal opening
 
     @property

@@ -30,10 +30,10 @@ from pathlib import Path
 from capsafe.judges.base import register_judge
 from capsafe.judges.embedding_fit import (
     SHIPPED,
+    FitOnUse,
     LinearClassifier,
     Recipe,
     fit_examples,
-    load_or_fit,
     read,
     training_digest,
     write,
@@ -54,7 +54,7 @@ class EmbeddingRefusalJudge:
     name = "embedding_refusal"
     measures = frozenset({"refusal"})
 
-    def __init__(self, classifier: LinearClassifier) -> None:
+    def __init__(self, classifier: LinearClassifier | FitOnUse) -> None:
         if sorted(classifier.classes) != ["full", "none", "partial"]:
             raise ValueError(f"embedding_refusal: unexpected classes {classifier.classes}")
         self.classifier = classifier
@@ -95,9 +95,7 @@ def embedding_refusal(
     shipped = read(SHIPPED_WEIGHTS, training_digest(examples, recipe))
     if shipped is not None:
         return EmbeddingRefusalJudge(shipped)
-    return EmbeddingRefusalJudge(
-        load_or_fit(examples, recipe, Path(cache_dir) if cache_dir else None)
-    )
+    return EmbeddingRefusalJudge(FitOnUse(examples, recipe, Path(cache_dir) if cache_dir else None))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

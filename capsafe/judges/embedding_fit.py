@@ -148,6 +148,38 @@ def read(path: Path, expected_digest: str | None = None) -> LinearClassifier | N
     return clf
 
 
+class FitOnUse:
+    """The classifier for these examples, read from cache_dir or fitted there on first use.
+
+    Building it checks the examples and the recipe and knows the digest (the judge's
+    version) without embedding anything, so a judge that needs a fit is built at plan
+    time for nothing and a bad C or an unusable training file fails before any work."""
+
+    def __init__(
+        self, examples: Sequence[Example], recipe: Recipe, cache_dir: Path | None = None
+    ) -> None:
+        c = recipe.c
+        if isinstance(c, bool) or not (isinstance(c, (int, float)) and 0 < c < float("inf")):
+            raise ValueError(f"C must be a positive number, got {recipe.c!r}")
+        self.classes = sorted({e.label for e in examples})  # sklearn's classes_ order
+        if len(self.classes) < 2:
+            raise ValueError(
+                f"{recipe.name}: the training examples hold {len(examples)} row(s) and "
+                f"{len(self.classes)} label(s); a classifier needs at least two labels"
+            )
+        self.examples, self.recipe, self.cache_dir = examples, recipe, cache_dir
+        self.digest = training_digest(examples, recipe)
+        self._fitted: LinearClassifier | None = None
+
+    def fitted(self) -> LinearClassifier:
+        if self._fitted is None:
+            self._fitted = load_or_fit(self.examples, self.recipe, self.cache_dir)
+        return self._fitted
+
+    def probabilities(self, responses: Sequence[str]) -> Any:
+        return self.fitted().probabilities(responses)
+
+
 def load_or_fit(
     examples: Sequence[Example], recipe: Recipe, cache_dir: Path | None = None
 ) -> LinearClassifier:
