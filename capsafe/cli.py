@@ -94,14 +94,25 @@ def evaluate_config(args: argparse.Namespace) -> dict[str, object]:
         {**_split_spec(b, "benchmark"), **({"limit": args.limit} if args.limit else {})}
         for b in (args.benchmark or ["organism/harmful", "organism/lookalike"])
     ]
+    revision = {"revision": args.revision} if args.revision else {}
+    served = {"base_url": args.base_url, "api_key_env": args.api_key_env,
+              "concurrency": args.concurrency}  # fmt: skip
+    generation: dict[str, object] = {
+        "backend": args.backend,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "args": {k: v for k, v in served.items() if v is not None},
+    }
+    if args.backend == "openai":  # every served name is identified by the one revision
+        adapters = [{**a, **revision} for a in adapters]
     data: dict[str, object] = {
         "name": args.name,
-        "base_models": [{"name": "base", "path": args.base}],
+        "base_models": [{"name": "base", "path": args.base, **revision}],
         "adapters": adapters,
         "finetune": None,
         "safety": safety,
         "judges": [{"name": j} for j in (args.judge or ["keyword_refusal"])],
-        "generation": {"batch_size": args.batch_size, "device": args.device},
+        "generation": generation,
         "decoding": {"max_new_tokens": args.max_new_tokens},
     }
     if args.task:
@@ -328,13 +339,36 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "overrides", nargs="*", metavar="key=value", help="config overrides, as for run"
     )
-    ev.add_argument("--base", help="base model: hub id, local folder or builtin:organism")
+    ev.add_argument(
+        "--base",
+        "--model",
+        dest="base",
+        help="base model: hub id, local folder or builtin:organism; with --backend openai, "
+        "its served name",
+    )
     ev.add_argument(
         "--adapter",
         action="append",
         metavar="[NAME=]PATH",
-        help="a PEFT adapter folder or hub id (repeatable)",
+        help="a PEFT adapter folder or hub id (repeatable); with --backend openai, the served "
+        "name of a fine-tuned model (a vLLM LoRA module, say)",
     )
+    served = ev.add_argument_group("served models (--backend openai)")
+    served.add_argument(
+        "--backend",
+        default="transformers",
+        help="generation backend: transformers (default), vllm, or openai (an "
+        "OpenAI-compatible server)",
+    )
+    served.add_argument("--base-url", help="the server's OpenAI-compatible root, e.g. "
+                        "http://127.0.0.1:8000/v1")  # fmt: skip
+    served.add_argument(
+        "--revision",
+        help="identifies what the served names serve (required with openai: change it when "
+        "the weights behind a name change); otherwise the hub revision of --base",
+    )
+    served.add_argument("--api-key-env", help="environment variable holding the API key")
+    served.add_argument("--concurrency", type=int, help="requests in flight (default 8)")
     ev.add_argument(
         "--benchmark",
         action="append",

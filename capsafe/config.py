@@ -27,6 +27,8 @@ from pydantic import Strict as StrictType
 from capsafe.errors import UserError
 
 BUILTIN_ORGANISM = "builtin:organism"
+# Backends that talk to a server: the models are served ones, named, never loaded or hashed.
+SERVED_BACKENDS = frozenset({"openai"})
 
 
 # Numbers and switches are taken as written: `seeds: [true]` is not seed 1, `limit: 2.5` is
@@ -290,12 +292,24 @@ class ReportSpec(Strict):
 
 
 class AdapterSpec(Strict):
-    """An already fine-tuned PEFT adapter to evaluate beside its base (`capsafe evaluate`)."""
+    """An already fine-tuned PEFT adapter to evaluate beside its base (`capsafe evaluate`).
+
+    Adapters that share a `run` label are the checkpoints of one run, ordered by `epoch`, so
+    the epoch-by-epoch analyses read them like a run capsafe trained; without one, each is
+    a run of one checkpoint."""
 
     name: str
-    path: str  # local folder or hub id
+    path: str  # local folder or hub id; with a served backend, the served model's name
     base: str | None = None  # a base_models name; default: the only base model
     revision: str | None = None
+    run: str | None = None
+    epoch: Int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _run_and_epoch(self) -> AdapterSpec:
+        if (self.run is None) != (self.epoch is None):
+            raise ValueError("give both run and epoch (a checkpoint of a run), or neither")
+        return self
 
 
 class ExperimentConfig(Strict):
@@ -365,6 +379,12 @@ class ExperimentConfig(Strict):
                 raise ValueError(f"adapters: {a.name!r} must name its base (one of {bases})")
             if a.base is not None and a.base not in bases:
                 raise ValueError(f"adapters: {a.name!r} names base {a.base!r}; known: {bases}")
+        checkpoints = [(self.adapter_base(a), a.run, a.epoch) for a in self.adapters if a.run]
+        if dupes := sorted({c for c in checkpoints if checkpoints.count(c) > 1}):
+            raise ValueError(f"adapters: two adapters are epoch {dupes[0][2]} of run "
+                             f"{dupes[0][1]!r} on base {dupes[0][0]!r}")  # fmt: skip
+        if self.served:
+            self._check_served()
         if self.finetune is not None:
             self._check_training_formats(self.finetune)
             for i, recipe in enumerate(self.finetune.recipes):
@@ -418,6 +438,33 @@ class ExperimentConfig(Strict):
         if recipe is not None and recipe.name == "ptst":
             given, where = recipe.args.get("train_format"), "ptst train_format"
         return None if given is None else self._format(given, where)
+
+    @property
+    def served(self) -> bool:
+        """Whether the models are served (generation.backend: openai): base model and adapter
+        paths are then served model names, identified by name and revision."""
+        return self.generation.backend in SERVED_BACKENDS
+
+    def _check_served(self) -> None:
+        backend = self.generation.backend
+        if self.finetune is not None:
+            raise ValueError(
+                f"generation.backend {backend!r} evaluates served models and trains nothing: "
+                "set finetune: null and list the served checkpoints as adapters"
+            )
+        named = [(f"base_models.{i}", m) for i, m in enumerate(self.base_models)] + [
+            (f"adapters.{i}", a) for i, a in enumerate(self.adapters)
+        ]
+        for where, m in named:
+            if m.path == BUILTIN_ORGANISM:
+                raise ValueError(f"{where}.path: with generation.backend {backend!r} a path is "
+                                 "the served model's name, not builtin:organism")  # fmt: skip
+            if not m.revision:
+                raise ValueError(
+                    f"{where}.revision: a served model ({m.path!r}) has no weights capsafe can "
+                    "hash, so it is identified by its served name and a revision you give: "
+                    "set revision (any string that changes when the served weights change)"
+                )
 
     def adapter_base(self, adapter: AdapterSpec) -> str:
         return adapter.base or self.base_models[0].name
@@ -571,27 +618,23 @@ def resolve_paths(cfg: ExperimentConfig, base: Path) -> ExperimentConfig:
 
     output_dir = cfg.output_dir if cfg.output_dir and cfg.output_dir.is_absolute() else None
     output_dir = output_dir or base / (cfg.output_dir or Path("runs") / cfg.name)
-    models = [
-        m
-        if m.path == BUILTIN_ORGANISM or not (base / m.path).exists()
-        else m.model_copy(update={"path": str((base / m.path).resolve())})
-        for m in cfg.base_models
-    ]
+
+    def local(m: Any) -> Any:  # a model path that names a folder here, made absolute
+        # A served model's path is the name the server knows it by, never rewritten.
+        if cfg.served or m.path == BUILTIN_ORGANISM or not (base / m.path).exists():
+            return m
+        return m.model_copy(update={"path": str((base / m.path).resolve())})
+
     return cfg.model_copy(
         update={
             "output_dir": output_dir.resolve(),
             "organism": cfg.organism.model_copy(
                 update={"dir": (rel(cfg.organism.dir) or cfg.organism.dir).resolve()}
             ),
-            "base_models": models,
+            "base_models": [local(m) for m in cfg.base_models],
             "task": cfg.task
             and cfg.task.model_copy(update={"path": rel(cfg.task.path) or cfg.task.path}),
-            "adapters": [
-                a
-                if not (base / a.path).exists()
-                else a.model_copy(update={"path": str((base / a.path).resolve())})
-                for a in cfg.adapters
-            ],
+            "adapters": [local(a) for a in cfg.adapters],
             "safety": [s.model_copy(update={"path": rel(s.path) or s.path}) for s in cfg.safety],
         }
     )

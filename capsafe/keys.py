@@ -42,9 +42,10 @@ def canonical_json(value: Any) -> str:
 
 
 # Judge arguments that say how a judge runs, not what it answers (how many items a forward
-# pass holds, which environment variable holds an endpoint's key). They are no part of a
-# judge's identity: not of its judgment keys, not of its label in the analyses.
-RUNTIME_JUDGE_ARGS = frozenset({"batch_size", "api_key_env"})
+# pass holds, which environment variable holds an endpoint's key, how many requests to it
+# are in flight). They are no part of a judge's identity: not of its judgment keys, not
+# of its label in the analyses.
+RUNTIME_JUDGE_ARGS = frozenset({"batch_size", "api_key_env", "concurrency"})
 
 
 def judge_identity_args(args: Mapping[str, Any]) -> dict[str, Any]:

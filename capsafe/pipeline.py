@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from capsafe.config import DecodingSpec, ExperimentConfig, JudgeSpec
+from capsafe.config import AdapterSpec, DecodingSpec, ExperimentConfig, JudgeSpec, ModelSpec
 from capsafe.data import TASKS, DataContext, Task, load_prompt_set
 from capsafe.data.base import PROMPT_SETS, EmptySetError, take
 from capsafe.errors import UserError
@@ -43,6 +43,7 @@ from capsafe.plan import (
 )
 from capsafe.progress import progress_bar, say, warn
 from capsafe.records import (
+    FAILED,
     TOO_LONG,
     GenerationOutput,
     JudgeItem,
@@ -55,6 +56,7 @@ from capsafe.store import (
     GenerationRow,
     JudgmentRow,
     ModelRow,
+    RequestFailureRow,
     RunRow,
     ScoreRow,
     Store,
@@ -171,10 +173,15 @@ def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> R
     with Store(cfg.output_dir / STORE_FILE) as store:
         store.set_meta("config", cfg.model_dump_json())
         for base in cfg.base_models:
-            base_dir = resolve_model(base, cfg.organism.dir)
-            base_dirs[base.name] = base_dir
-            base_key = base_model_key(folder_content_hash(base_dir, store))
-            base_row = ModelRow(base_key, base.name, str(base_dir), base_key)
+            if cfg.served:  # no weights here: the served name and the user's revision
+                base_path = base.path
+                base_key = served_key(base)
+            else:
+                base_dir = resolve_model(base, cfg.organism.dir)
+                base_dirs[base.name] = base_dir
+                base_path = str(base_dir)
+                base_key = base_model_key(folder_content_hash(base_dir, store))
+            base_row = ModelRow(base_key, base.name, base_path, base_key)
             store.put_model(base_row)
             models = [base_row] + _adapter_models(cfg, base.name, base_row, inputs, store)
             evaluate = _capability_evaluator(cfg, inputs, store, progress) if inputs.task else None
@@ -223,39 +230,64 @@ def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> R
 def _adapter_models(
     cfg: ExperimentConfig, base_name: str, base: ModelRow, inputs: Inputs, store: Store
 ) -> list[ModelRow]:
-    """The config's ready-made adapters on this base, stored as one-checkpoint runs."""
+    """The config's ready-made adapters on this base, stored as runs: the adapters sharing a
+    `run` label are one run's checkpoints (by epoch), any other is a run of one checkpoint."""
+    mine = [a for a in cfg.adapters if cfg.adapter_base(a) == base_name]
+    keys = {a.name: _adapter_key(cfg, a, base, store) for a in mine}
+    groups: dict[str, list[AdapterSpec]] = {}
+    for a in mine:
+        groups.setdefault(a.run or f"adapter:{a.name}", []).append(a)
     rows = []
-    for a in cfg.adapters:
-        if cfg.adapter_base(a) != base_name:
-            continue
-        folder = resolve_folder(
-            a.path, a.revision, what=f"adapter {a.name!r}", required="adapter_config.json"
+    for label, members in groups.items():
+        members.sort(key=lambda a: a.epoch or 1)
+        ran = members[0].run is not None
+        # A run's id: its checkpoints' keys, so another set of checkpoints is another run.
+        run_id = (
+            digest(adapter=keys[members[0].name])
+            if not ran
+            else digest(adapter_run=label, checkpoints=[keys[a.name] for a in members])
         )
-        bad = non_finite_tensors(folder)
-        if bad:  # its answers would be garbage, scored as if they meant something
-            raise UserError(
-                f"adapters: {a.name!r} ({folder}) holds inf/nan in {len(bad)} tensor(s), e.g. "
-                f"{bad[0]}; a diverged adapter is not evaluated"
-            )
-        model_key = adapter_model_key(base.base_key, folder_content_hash(folder, store))
-        run_id = digest(adapter=model_key)
+        hparams = {"adapter": members[0].name} if not ran else {"adapter_run": label}
+        settings: dict[str, Any] = {"adapter_path": members[0].path,
+                                    "revision": members[0].revision}  # fmt: skip
+        if ran:
+            settings = {"checkpoints": [{"name": a.name, "epoch": a.epoch, "adapter_path": a.path,
+                                         "revision": a.revision} for a in members]}  # fmt: skip
         store.put_run(
-            RunRow(
-                run_id,
-                base_name,
-                base.base_key,
-                inputs.task_id,
-                canonical_json({"adapter": a.name}),
-                0,
-                1,
-                canonical_json({"adapter_path": a.path, "revision": a.revision}),
-            )
-        )
-        store.put_checkpoint(CheckpointRow(run_id, 1, model_key, str(folder), None, None))
-        row = ModelRow(model_key, base_name, base.base_path, base.base_key, run_id, 1, str(folder))
-        store.put_model(row)
-        rows.append(row)
+            RunRow(run_id, base_name, base.base_key, inputs.task_id, canonical_json(hparams), 0,
+                   members[-1].epoch or 1, canonical_json(settings))
+        )  # fmt: skip
+        for a in members:
+            epoch, path = a.epoch or 1, _adapter_path(cfg, a)
+            store.put_checkpoint(CheckpointRow(run_id, epoch, keys[a.name], path, None, None))
+            row = ModelRow(keys[a.name], base_name, base.base_path, base.base_key, run_id,
+                           epoch, path)  # fmt: skip
+            store.put_model(row)
+            rows.append(row)
     return rows
+
+
+def _adapter_path(cfg: ExperimentConfig, a: AdapterSpec) -> str:
+    """What the backend attaches: the served model's name, or the adapter's local folder."""
+    if cfg.served:
+        return a.path
+    return str(resolve_folder(a.path, a.revision, what=f"adapter {a.name!r}",
+                              required="adapter_config.json"))  # fmt: skip
+
+
+def _adapter_key(cfg: ExperimentConfig, a: AdapterSpec, base: ModelRow, store: Store) -> str:
+    """An adapter's model key: a served one by its name and revision, a local one by its
+    files' content (refused when they hold inf/nan)."""
+    if cfg.served:
+        return served_key(a, base.base_key)
+    folder = Path(_adapter_path(cfg, a))
+    bad = non_finite_tensors(folder)
+    if bad:  # its answers would be garbage, scored as if they meant something
+        raise UserError(
+            f"adapters: {a.name!r} ({folder}) holds inf/nan in {len(bad)} tensor(s), e.g. "
+            f"{bad[0]}; a diverged adapter is not evaluated"
+        )
+    return adapter_model_key(base.base_key, folder_content_hash(folder, store))
 
 
 def _capability_evaluator(
@@ -345,18 +377,30 @@ def _generate_jobs(
     jobs = sorted(jobs, key=lambda j: (-len(j.record.text), j.key))
     decoding_json = canonical_json(decoding_params(cfg.decoding))
     size = cfg.generation.batch_size
-    written = 0
+    written = tokens = 0
     for i in range(0, len(jobs), size):
         batch = jobs[i : i + size]
         requests = [build_request(j.record, j.format, cfg.decoding, j.sample_seed) for j in batch]
-        outputs = backend.generate(requests)
+        outputs = backend.generate(requests, progress=bar.update)
+        tokens += sum(o.n_prompt_tokens + o.n_completion_tokens for o in outputs)
+        bar.set_postfix_str(f"{tokens:,} tokens")
+        done = [(j, o) for j, o in zip(batch, outputs, strict=True) if o.finish_reason != FAILED]
         written += store.put_generations(
-            [
-                generation_row(j, decoding_json, backend.name, o)
-                for j, o in zip(batch, outputs, strict=True)
-            ]
+            [generation_row(j, decoding_json, backend.name, o) for j, o in done]
         )
-        bar.update(len(batch))
+        # A request a served model never answered is no response: recorded, sent again on
+        # the next run, and counted on the report's first screen.
+        if failed := [
+            (j, o) for j, o in zip(batch, outputs, strict=True) if o.finish_reason == FAILED
+        ]:
+            store.put_request_failures(
+                [
+                    RequestFailureRow(j.key, j.model_key, o.error or "no reason given")
+                    for j, o in failed
+                ]
+            )
+            warn(f"{len(failed)} request(s) failed after retries (e.g. {failed[0][1].error}); "
+                 "they are not stored as responses and are sent again on the next run")  # fmt: skip
     return written
 
 
@@ -472,8 +516,8 @@ def check_config(cfg: ExperimentConfig) -> None:
         judge = JUDGES.create(spec.name, where=where, **args)
         if hasattr(judge, "close"):
             judge.close()
-    for i, a in enumerate(cfg.adapters):  # a local folder that is no adapter: say so now,
-        folder = Path(a.path)  # not after building or loading the base
+    for i, a in enumerate([] if cfg.served else cfg.adapters):  # a folder that is no adapter:
+        folder = Path(a.path)  # say so now, not after building or loading the base
         if folder.exists() and not (folder / "adapter_config.json").is_file():
             raise UserError(f"adapters.{i}: {folder} has no adapter_config.json, so it is not "
                             "a PEFT adapter folder")  # fmt: skip
@@ -500,13 +544,19 @@ def judge_instances(
     where = f"judge {spec.name!r} args"
     if not _takes_reference(spec.name, args):
         return [(JUDGES.create(spec.name, where=where, **args), list(gens))]
-    return [
+    out = [
         (
             JUDGES.create(spec.name, where=where, **args, reference_model=str(folder)),
             [g for g in gens if base_of[g.model_key] == name],
         )
         for name, folder in base_dirs.items()
     ]
+    # A served base has no local weights to be the reference: judged without one (the
+    # judgment records that perplexity was skipped).
+    served = {b.name for b in cfg.base_models} if cfg.served else set()
+    if rest := [g for g in gens if base_of[g.model_key] in served]:
+        out.append((JUDGES.create(spec.name, where=where, **args), rest))
+    return out
 
 
 def _takes_reference(name: str, args: dict[str, Any]) -> bool:
@@ -599,4 +649,50 @@ def describe_plan(cfg: ExperimentConfig, progress: bool = False) -> dict[str, An
                 t: store.count(t)
                 for t in ("runs", "checkpoints", "generations", "judgments", "scores")
             }
+    if cfg.served:
+        out["endpoint"] = _endpoint_plan(
+            cfg, inputs, db if db is not None and db.exists() else None
+        )
     return json.loads(json.dumps(out))
+
+
+def _served_keys(cfg: ExperimentConfig) -> list[str]:
+    """The model keys of a served experiment's bases and adapters (names and revisions)."""
+    keys = []
+    for b in cfg.base_models:
+        keys.append(served_key(b))
+        keys += [served_key(a, keys[-1]) for a in cfg.adapters if cfg.adapter_base(a) == b.name]
+    return keys
+
+
+def served_key(m: ModelSpec | AdapterSpec, base_key: str | None = None) -> str:
+    """The model key of a served model (a base, or with base_key an adapter on it): no
+    weights here to hash, so its served name and the revision the user gave."""
+    identity = digest(served=m.path, revision=m.revision)
+    return base_model_key(identity) if base_key is None else adapter_model_key(base_key, identity)
+
+
+def _endpoint_plan(cfg: ExperimentConfig, inputs: Inputs, db: Path | None) -> dict[str, Any]:
+    """What a served run will send: the requests not stored yet and their prompts' size
+    (tokens when the backend is given the served model's tokenizer, else characters)."""
+    records = (inputs.test if not inputs.loglik_task else []) + inputs.safety
+    jobs = [j for key in _served_keys(cfg)
+            for j in generation_jobs(key, records, cfg.formats, cfg.decoding)]  # fmt: skip
+    if db is not None:
+        with Store(db) as store:
+            stored = store.existing_keys("generations", [j.key for j in jobs])
+        jobs = [j for j in jobs if j.key not in stored]
+    requests = [build_request(j.record, j.format, cfg.decoding, j.sample_seed) for j in jobs]
+    out: dict[str, Any] = {
+        "requests": len(requests),
+        "prompt_characters": sum(len(m.content) for r in requests for m in r.messages),
+        "max_completion_tokens": sum(r.max_new_tokens for r in requests),
+        "prompt_tokens": None,
+    }
+    tokenizer = cfg.generation.args.get("tokenizer")
+    if tokenizer and requests:
+        from capsafe.backends.loading import encode_request, load_tokenizer
+
+        tok = load_tokenizer(str(tokenizer))
+        out["prompt_tokens"] = sum(len(encode_request(tok, r)) for r in requests)
+    return out

@@ -16,8 +16,11 @@ RefusalLabel = Literal["full", "partial", "none"]
 # eos: the model stopped; length: cut at max_new_tokens; too_long: not generated, because the
 # prompt plus max_new_tokens exceeds the model's context (the response is empty, and the
 # row is counted as too long, never judged or scored).
-FinishReason = Literal["eos", "length", "too_long"]
+FinishReason = Literal["eos", "length", "too_long", "failed"]
 TOO_LONG = "too_long"
+# A request a served model never answered (retries spent): recorded as a failed request,
+# never stored as a response, and sent again on the next run.
+FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class GenerationOutput:
     n_prompt_tokens: int
     n_completion_tokens: int
     finish_reason: FinishReason
+    error: str | None = None  # why, when finish_reason is "failed"
 
 
 @dataclass(frozen=True)

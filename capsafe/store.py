@@ -18,15 +18,19 @@ from typing import Any, TypeVar
 
 from capsafe import __version__
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _FAILURES = """CREATE TABLE IF NOT EXISTS failures (
     run_id TEXT PRIMARY KEY, reason TEXT NOT NULL, step INTEGER, epochs_kept INTEGER NOT NULL,
+    capsafe_version TEXT NOT NULL, created_at REAL NOT NULL);"""
+_REQUEST_FAILURES = """CREATE TABLE IF NOT EXISTS request_failures (
+    key TEXT PRIMARY KEY, model_key TEXT NOT NULL, error TEXT NOT NULL,
     capsafe_version TEXT NOT NULL, created_at REAL NOT NULL);"""
 # Forward migrations from each older schema version (applied in order, in one transaction).
 _MIGRATIONS = {
     1: "ALTER TABLE scores ADD COLUMN value REAL;",  # graded capability scores
     2: "ALTER TABLE judgments ADD COLUMN truncated INTEGER;",  # cut at the token limit
     3: _FAILURES,  # runs whose training diverged
+    4: _REQUEST_FAILURES,  # requests a served model never answered
 }
 
 _SCHEMA = (
@@ -70,6 +74,7 @@ CREATE TABLE IF NOT EXISTS scores (
 CREATE INDEX IF NOT EXISTS scores_generation ON scores (generation_key);
 """
     + _FAILURES
+    + _REQUEST_FAILURES
 )
 
 
@@ -109,6 +114,16 @@ class FailureRow:
     reason: str
     step: int | None
     epochs_kept: int
+
+
+@dataclass(frozen=True)
+class RequestFailureRow:
+    """A generation a served model never answered (retries spent): no response is stored,
+    the next run sends it again, and the row goes once it is answered."""
+
+    key: str  # the generation's key
+    model_key: str
+    error: str
 
 
 @dataclass(frozen=True)
@@ -181,6 +196,9 @@ def _from_sql(cls: type[R], row: sqlite3.Row) -> R:
         if values[k] is not None:
             values[k] = bool(values[k])
     return cls(**values)
+
+
+RESULT_TABLES = ("models", "runs", "checkpoints", "generations", "judgments", "scores", "failures")
 
 
 class Store:
@@ -303,7 +321,19 @@ class Store:
         return self._select(FailureRow, "SELECT * FROM failures ORDER BY created_at, run_id")
 
     def put_generations(self, rows: Sequence[GenerationRow]) -> int:
-        return self._insert("generations", rows)
+        """Store the rows; a request failure recorded for one of them is answered now."""
+        written = self._insert("generations", rows)
+        with self._db:
+            for chunk in _chunks([r.key for r in rows], 500):
+                sql = f"DELETE FROM request_failures WHERE key IN ({', '.join('?' * len(chunk))})"
+                self._db.execute(sql, chunk)
+        return written
+
+    def put_request_failures(self, rows: Sequence[RequestFailureRow]) -> None:
+        self._insert("request_failures", rows, replace=True)  # the latest error is kept
+
+    def request_failures(self) -> list[RequestFailureRow]:
+        return self._select(RequestFailureRow, "SELECT * FROM request_failures ORDER BY key")
 
     def put_judgments(self, rows: Sequence[JudgmentRow]) -> int:
         return self._insert("judgments", rows)
@@ -356,8 +386,7 @@ class Store:
     def versions(self) -> dict[str, list[str]]:
         """The capsafe versions that wrote each result table."""
         out = {}
-        tables = ("models", "runs", "checkpoints", "generations", "judgments", "scores", "failures")
-        for table in tables:
+        for table in (*RESULT_TABLES, "request_failures"):
             sql = f"SELECT DISTINCT capsafe_version FROM {table} ORDER BY 1"
             out[table] = [r[0] for r in self._db.execute(sql)]
         return out
@@ -365,8 +394,7 @@ class Store:
     def dump(self) -> dict[str, list[dict[str, Any]]]:
         """Every result table as plain rows without timestamps (for comparing two stores)."""
         out: dict[str, list[dict[str, Any]]] = {}
-        tables = ("models", "runs", "checkpoints", "generations", "judgments", "scores", "failures")
-        for table in tables:
+        for table in (*RESULT_TABLES, "request_failures"):
             rows = self._db.execute(f"SELECT * FROM {table}").fetchall()
             out[table] = sorted(
                 ({k: r[k] for k in r.keys() if k != "created_at"} for r in rows),

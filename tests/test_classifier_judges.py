@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from capsafe.backends.openai_backend import EndpointError, OpenAIBackend
 from capsafe.judges import JUDGES, harmbench_cls, llm_judge, sorrybench, strongreject, wildguard
 from capsafe.judges import strongreject_ft as srft
 from capsafe.judges.classifier import ModelJudge
-from capsafe.judges.endpoint import EndpointClient, EndpointError
 from capsafe.records import JudgeItem, Message
 from tests.helpers.fake_tokenizer import VocabTokenizer
 from tests.helpers.scripted import Scripted
@@ -291,10 +291,10 @@ def test_endpoint_reads_the_key_from_the_environment_and_retries(monkeypatch):
         return 200, json.dumps({"choices": [{"message": {"content": "1.b 0"}}]}).encode()
 
     monkeypatch.setenv("CAPSAFE_TEST_KEY", "sk-secret")
-    monkeypatch.setattr("capsafe.judges.endpoint.time.sleep", lambda s: None)
-    client = EndpointClient(
-        "judge-model", "http://localhost:8000/v1/", "CAPSAFE_TEST_KEY", post=post
-    )
+    client = OpenAIBackend(
+        "judge-model", "http://localhost:8000/v1/", "CAPSAFE_TEST_KEY", post=post,
+        sleep=lambda s: None,
+    )  # fmt: skip
     (out,) = client.generate([strongreject_request()])
     assert out.text == "1.b 0" and len(calls) == 2
     url, headers, body = calls[-1]
@@ -311,14 +311,14 @@ def strongreject_request():
 
 def test_endpoint_errors_are_clear(monkeypatch):
     monkeypatch.delenv("CAPSAFE_ABSENT_KEY", raising=False)
-    client = EndpointClient("m", "http://x/v1", "CAPSAFE_ABSENT_KEY", post=lambda *a: (200, b""))
+    client = OpenAIBackend("m", "http://x/v1", "CAPSAFE_ABSENT_KEY", post=lambda *a: (200, b""))
     with pytest.raises(EndpointError, match="CAPSAFE_ABSENT_KEY is not set"):
         client.generate([strongreject_request()])
-    client = EndpointClient("m", "http://x/v1", None, post=lambda *a: (401, b"bad key"))
+    client = OpenAIBackend("m", "http://x/v1", None, post=lambda *a: (401, b"bad key"))
     with pytest.raises(EndpointError, match="HTTP 401: bad key"):
         client.generate([strongreject_request()])
     with pytest.raises(ValueError, match="http"):
-        EndpointClient("m", "localhost:8000", None)
+        OpenAIBackend("m", "localhost:8000", None)
 
 
 def test_rubric_judges_run_on_an_endpoint():
@@ -326,9 +326,14 @@ def test_rubric_judges_run_on_an_endpoint():
     judge = JUDGES.create(
         "strongreject", model="gpt-4o-mini", base_url="http://x/v1", api_key_env=None
     )
+    assert judge.backend.name == "openai" and judge.backend.concurrency == 8
     judge.backend._post = lambda *a: (200, reply.encode())
     (j,) = judge.judge([ITEM])
     assert j.refusal == "full" and j.harmful_prob == 0 and not j.parse_error
+    # A request the server never answered is no verdict: the judge stops, storing nothing.
+    judge.backend._post, judge.backend._sleep = (lambda *a: (503, b"busy")), (lambda s: None)
+    with pytest.raises(EndpointError, match="1 of 1 judge request.*HTTP 503: busy"):
+        judge.judge([ITEM])
     with pytest.raises(ValueError, match="give `model`"):
         JUDGES.create("strongreject")
 

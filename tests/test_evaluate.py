@@ -201,16 +201,17 @@ def test_store_migrates_schema_1(tmp_path: Path):
         pass
     db = sqlite3.connect(tmp_path / "s.db")
     # A schema-1 store had neither the graded score (schema 2) nor judgments.truncated (3)
-    # nor the failures table (4).
+    # nor the failures table (4) nor the request failures (5).
     db.execute("ALTER TABLE scores DROP COLUMN value")
     db.execute("ALTER TABLE judgments DROP COLUMN truncated")
     db.execute("DROP TABLE failures")
+    db.execute("DROP TABLE request_failures")
     db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.commit()
     db.close()
     with Store(tmp_path / "s.db") as store:
-        assert store.meta("schema_version") == "4"
-        assert store.failures() == []
+        assert store.meta("schema_version") == "5"
+        assert store.failures() == [] and store.request_failures() == []
         cols = [r[1] for r in store._db.execute("PRAGMA table_info(scores)")]
         assert "value" in cols
         assert "truncated" in [r[1] for r in store._db.execute("PRAGMA table_info(judgments)")]

@@ -98,6 +98,7 @@ def test_a_version_2_store_gains_the_truncated_column(tmp_path):
     con = sqlite3.connect(db)  # as schema 2 wrote it: no truncated column
     con.execute("ALTER TABLE judgments DROP COLUMN truncated")
     con.execute("DROP TABLE failures")  # schema 3's
+    con.execute("DROP TABLE request_failures")  # schema 4's
     con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     con.execute(
         "INSERT INTO judgments VALUES ('j', 'k', 'x', '1', '{}', NULL, NULL, NULL, 1, NULL, 0, "
@@ -108,8 +109,9 @@ def test_a_version_2_store_gains_the_truncated_column(tmp_path):
     with Store(db) as store:
         (old,) = store.judgments()
         assert old.coherent is True and old.truncated is None
-        assert store.meta("schema_version") == "4"
+        assert store.meta("schema_version") == "5"
         assert store.failures() == []  # and the failures table of schema 4
+        assert store.request_failures() == []  # and the request failures of schema 5
 
 
 def test_schema_version_mismatch_is_an_error(tmp_path):

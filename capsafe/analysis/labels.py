@@ -69,8 +69,8 @@ def setting_label(hparams_json: str, recipe: str = BASELINE_RECIPE) -> str:
     or a ready-made adapter's name. Runs of two recipes are two settings, so every analysis
     that groups runs by setting keeps recipes apart."""
     h = json.loads(hparams_json)
-    if "adapter" in h:
-        return f"adapter {h['adapter']}"
+    if ready := _ready_made(h):
+        return ready
     grid = f"{grid_label(hparams_json)} epochs={h['epochs']}"
     return grid if recipe == BASELINE_RECIPE else f"{recipe}: {grid}"
 
@@ -78,9 +78,19 @@ def setting_label(hparams_json: str, recipe: str = BASELINE_RECIPE) -> str:
 def grid_label(hparams_json: str) -> str:
     """A run's LoRA grid point without its epochs: what pairs runs of two recipes."""
     h = json.loads(hparams_json)
+    if ready := _ready_made(h):
+        return ready
+    return f"lr={h['learning_rate']:g} r={h['rank']} alpha={h['alpha']}"
+
+
+def _ready_made(h: dict) -> str | None:
+    """The label of a run capsafe did not train: one adapter, or the checkpoints of a run
+    given as adapters sharing a `run` label; None for a trained run."""
     if "adapter" in h:
         return f"adapter {h['adapter']}"
-    return f"lr={h['learning_rate']:g} r={h['rank']} alpha={h['alpha']}"
+    if "adapter_run" in h:
+        return f"adapters {h['adapter_run']}"
+    return None
 
 
 class RecipeInfo(NamedTuple):

@@ -11,6 +11,7 @@ from capsafe.store import (
     GenerationRow,
     JudgmentRow,
     ModelRow,
+    RequestFailureRow,
     RunRow,
     ScoreRow,
     Store,
@@ -26,6 +27,8 @@ class ExperimentRows:
     judgments: list[JudgmentRow]
     scores: list[ScoreRow]
     failures: list[FailureRow] = field(default_factory=list)  # runs whose training diverged
+    # Requests a served model never answered: in no number, retried on the next run.
+    request_failures: list[RequestFailureRow] = field(default_factory=list)
     # Results derived from these rows alone (e.g. analysis.labels.cell_labels), computed once
     # however many analyses ask; not an init field, so dataclasses.replace starts it empty.
     memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -40,6 +43,7 @@ class ExperimentRows:
             judgments=store.judgments(),
             scores=store.scores(),
             failures=store.failures(),
+            request_failures=store.request_failures(),
         )
 
     def base_versions(self) -> dict[str, set[str]]:

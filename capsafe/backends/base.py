@@ -1,7 +1,7 @@
 """The generation backend interface: one method that turns requests into outputs.
 
-Backends are registered by name; `create_backend("transformers", model=..., adapter=...)`
-returns one. vLLM and OpenAI-compatible backends implement the same Protocol.
+Backends are registered by name; `BACKENDS.create("transformers", model=..., adapter=...)`
+returns one. The vLLM and OpenAI-compatible (served model) backends implement the same Protocol.
 """
 
 from __future__ import annotations

@@ -24,7 +24,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from capsafe.records import GenerationRequest, JudgeItem, Judgment, LoglikRequest, Message
+from capsafe.records import (
+    FAILED,
+    GenerationRequest,
+    JudgeItem,
+    Judgment,
+    LoglikRequest,
+    Message,
+)
 
 
 class JudgeOutputError(ValueError):
@@ -155,6 +162,16 @@ class ModelJudge:
     def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
         requests = self.requests(items)
         outputs = self.backend.generate(requests)
+        if failed := [o for o in outputs if o.finish_reason == FAILED]:
+            # A served judge that never answered gave no verdict: stop (the batches judged
+            # before are stored) rather than store a parse error the next run would keep.
+            from capsafe.backends.openai_backend import EndpointError
+
+            raise EndpointError(
+                f"{self.name}: {len(failed)} of {len(outputs)} judge request(s) failed after "
+                f"every retry ({failed[0].error}); what was judged before is stored, run "
+                "again to judge the rest"
+            )
         verdicts = [parse_or_error(self.spec.parse, o.text) for o in outputs]
         if self.spec.score is None:
             return verdicts

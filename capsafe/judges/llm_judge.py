@@ -174,6 +174,7 @@ def llm_judge(
     model: str | None = None,
     base_url: str | None = None,
     api_key_env: str | None = "OPENAI_API_KEY",
+    concurrency: int = 8,
     backend: str = "transformers",
     batch_size: int = 8,
     device: str = "auto",
@@ -190,5 +191,6 @@ def llm_judge(
         backend=backend,
         batch_size=batch_size,
         device=device,
+        concurrency=concurrency,
         needs="a local chat model or, with base_url, the endpoint's model name",
     )

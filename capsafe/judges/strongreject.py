@@ -133,6 +133,7 @@ def strongreject(
     model: str | None = None,
     base_url: str | None = None,
     api_key_env: str | None = "OPENAI_API_KEY",
+    concurrency: int = 8,
     backend: str = "transformers",
     batch_size: int = 8,
     device: str = "auto",
@@ -149,6 +150,7 @@ def strongreject(
         backend=backend,
         batch_size=batch_size,
         device=device,
+        concurrency=concurrency,
         needs="a local chat model (folder or hub id) or, with base_url, the endpoint's "
         "model name (the paper used gpt-4o-mini)",
     )

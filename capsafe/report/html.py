@@ -108,6 +108,8 @@ def _warnings(rows: ExperimentRows, spec_note: str | None) -> str:
         out.append(f"<pre class='warn'>{esc(spec_note)}</pre>")
     if rows.failures:
         out.append(_failures(rows))
+    if rows.request_failures:
+        out.append(_request_failures(rows))
     names = rows.base_names()
     shown = sorted(names[k] for keys in rows.base_versions().values() if len(keys) > 1
                    for k in keys)  # fmt: skip
@@ -133,6 +135,21 @@ def _failures(rows: ExperimentRows) -> str:
     return (
         f"<div class='warn'><b>{len(items)} run(s) FAILED: training diverged</b> (the loss or "
         f"the weights became inf/nan).<ul>{''.join(items)}</ul></div>"
+    )
+
+
+def _request_failures(rows: ExperimentRows) -> str:
+    names = {m.model_key: m.base_name if m.run_id is None else
+             f"{m.base_name} + {m.adapter_dir} (epoch {m.epoch})" for m in rows.models}  # fmt: skip
+    per_model: dict[str, int] = {}
+    for f in rows.request_failures:
+        per_model[f.model_key] = per_model.get(f.model_key, 0) + 1
+    items = "".join(f"<li>{esc(names.get(k, k[:12]))}: {n}</li>" for k, n in per_model.items())
+    return (
+        f"<div class='warn'><b>{len(rows.request_failures)} request(s) FAILED on the server</b> "
+        "after every retry: those prompts have no response and are in no number of this "
+        "report; run the experiment again to send them again. The last error: "
+        f"<code>{esc(rows.request_failures[-1].error)}</code><ul>{items}</ul></div>"
     )
 
 

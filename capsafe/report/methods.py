@@ -11,6 +11,7 @@ from collections import defaultdict
 from capsafe.analysis.analyses import ReportAnalyses
 from capsafe.analysis.labels import judge_label
 from capsafe.analysis.rows import ExperimentRows
+from capsafe.config import SERVED_BACKENDS
 from capsafe.judges.sources import OWN, judge_source
 from capsafe.report.markup import esc, setting_text
 
@@ -35,7 +36,16 @@ def _sources(names: list[str]) -> str:
 
 
 def methods_section(rows: ExperimentRows, a: ReportAnalyses) -> str:
-    bases = sorted({f"{m.base_name} ({m.base_path})" for m in rows.models if m.run_id is None})
+    # A served model has no weights here to hash: say it is known by its name and revision.
+    by_key = {m.model_key: m for m in rows.models}
+    served = {by_key[g.model_key].base_key for g in rows.generations
+              if g.backend in SERVED_BACKENDS and g.model_key in by_key}  # fmt: skip
+    bases = sorted({
+        f"{m.base_name} ({m.base_path}"
+        + ("; served, identified by its served name and the revision given, not by content)"
+           if m.base_key in served else ")")
+        for m in rows.models if m.run_id is None
+    })  # fmt: skip
     settings = sorted({setting_text(r) for r in rows.runs})
     seeds = sorted({r.seed for r in rows.runs})
     tasks = sorted({r.task for r in rows.runs})
