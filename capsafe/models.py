@@ -49,6 +49,17 @@ def resolve_model(spec: ModelSpec, organism_dir: Path) -> Path:
     return resolve_folder(spec.path, spec.revision, what=f"base model {spec.name!r}")
 
 
+def guard_pending(args: dict[str, Any], organism_dir: Path) -> bool:
+    """Whether the judge args name the organism's guard and it is not built yet (it is built
+    when the run starts, after the organism; checking the config must not build it)."""
+    from capsafe.organism.guard import MANIFEST
+
+    return (
+        args.get("model") == BUILTIN_GUARD
+        and not (Path(organism_dir) / "guard" / MANIFEST).is_file()
+    )
+
+
 def resolve_judge_args(args: dict[str, Any], organism_dir: Path) -> dict[str, Any]:
     """A judge's args with `model: builtin:organism-guard` replaced by the guard's folder
     (built beside the organism on first use); other args unchanged."""

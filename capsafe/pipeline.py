@@ -24,7 +24,7 @@ from capsafe.formats import build_request
 from capsafe.judges import JUDGES, Judge
 from capsafe.keys import canonical_json, digest, folder_content_hash
 from capsafe.locking import folder_lock
-from capsafe.models import resolve_folder, resolve_judge_args, resolve_model
+from capsafe.models import guard_pending, resolve_folder, resolve_judge_args, resolve_model
 from capsafe.plan import (
     LOGLIK_DECODING,
     GenerationJob,
@@ -509,7 +509,10 @@ def check_config(cfg: ExperimentConfig) -> None:
         where = f"judges.{i}.args"
         JUDGES.check_args(spec.name, where, **spec.args)
         # Built for nothing (model judges load their model when they first judge, embedding
-        # judges fit on first use), so a value a judge refuses fails before any work.
+        # judges fit on first use), so a value a judge refuses fails before any work; the
+        # organism's guard, not built yet on a fresh machine, only has its args checked.
+        if guard_pending(spec.args, cfg.organism.dir):
+            continue
         args = resolve_judge_args(spec.args, cfg.organism.dir)
         if _takes_reference(spec.name, args) and cfg.base_models:
             args["reference_model"] = cfg.base_models[0].name  # each base in turn, later

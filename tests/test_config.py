@@ -247,3 +247,15 @@ def test_names_and_arguments_are_checked_before_any_work(tmp_path, override, whe
     with pytest.raises((ValueError, KeyError)) as err:
         check_config(cfg)
     assert where in str(err.value) and "Traceback" not in str(err.value)
+
+
+def test_checking_a_config_on_a_fresh_machine_builds_nothing(tmp_path):
+    """Before the organism exists (a fresh clone's quick start), the plan-time check of a
+    config naming the organism's guard passes and builds neither organism nor guard."""
+    from capsafe.pipeline import check_config
+
+    organism = tmp_path / "no-organism-yet"
+    guard = {"name": "llama_guard_3", "args": {"model": "builtin:organism-guard"}}
+    data = {**MINIMAL, "organism": {"dir": str(organism)}, "judges": [guard]}
+    check_config(load_config(write(tmp_path, data)))
+    assert not organism.exists()
