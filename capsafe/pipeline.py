@@ -313,12 +313,18 @@ def _capability_evaluator(
     return evaluate
 
 
+def _generated_records(inputs: Inputs) -> list[PromptRecord]:
+    """The prompts every model answers: the task's test items (unless the task scores its
+    options by log-likelihood) and the safety prompts."""
+    return (inputs.test if not inputs.loglik_task else []) + inputs.safety
+
+
 def _generate(
     cfg: ExperimentConfig, models: Sequence[ModelRow], inputs: Inputs, store: Store, progress: bool
 ) -> int:
     """Generate every missing response of every model of one base (and score the options of
     a log-likelihood task); returns how many generations were new."""
-    records = (inputs.test if not inputs.loglik_task else []) + inputs.safety
+    records = _generated_records(inputs)
     # Two runs can share a checkpoint (identical adapters): each model is generated on once.
     models = list({m.model_key: m for m in models}.values())
     pending: dict[str, list[GenerationJob]] = {}
@@ -678,7 +684,7 @@ def served_key(m: ModelSpec | AdapterSpec, base_key: str | None = None) -> str:
 def _endpoint_plan(cfg: ExperimentConfig, inputs: Inputs, db: Path | None) -> dict[str, Any]:
     """What a served run will send: the requests not stored yet and their prompts' size
     (tokens when the backend is given the served model's tokenizer, else characters)."""
-    records = (inputs.test if not inputs.loglik_task else []) + inputs.safety
+    records = _generated_records(inputs)
     jobs = [j for key in _served_keys(cfg)
             for j in generation_jobs(key, records, cfg.formats, cfg.decoding)]  # fmt: skip
     if db is not None:

@@ -94,7 +94,9 @@ def vllm_backend(
         import vllm  # noqa: F401
     except ImportError as err:
         raise ImportError(INSTALL_HINT) from err
-    check_args(**{k: v for k, v in locals().items() if k != "vllm"})
+    check_args(device=device, dtype=dtype, batch_size=batch_size, max_lora_rank=max_lora_rank,
+               gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+               tensor_parallel_size=tensor_parallel_size)  # fmt: skip
     return VLLMBackend(
         model,
         adapter=adapter,
