@@ -72,6 +72,11 @@ class GenerationRequest:
     temperature: float = 0.0  # 0 means greedy decoding
     top_p: float = 1.0
     seed: int = 0  # sampling seed; ignored by greedy decoding
+    # Vocabulary ids whose log-probabilities at the first generated position come back in
+    # GenerationOutput.first_logprobs (a first-token judge's score, read from the prefill
+    # the generation does anyway), from backends with scores_first_tokens; never part of
+    # the decoding.
+    score_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,10 @@ class GenerationOutput:
     n_completion_tokens: int
     finish_reason: FinishReason
     error: str | None = None  # why, when finish_reason is "failed"
+    # log P(id | prompt) at the first generated position, for each of the request's
+    # score_ids, in order (natural log, float32 log-softmax of the raw logits); empty when
+    # the request asked for none or the prompt was not generated (too long).
+    first_logprobs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

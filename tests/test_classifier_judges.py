@@ -357,6 +357,12 @@ def test_judges_run_end_to_end_on_a_local_model(tmp_path):
     with pytest.raises(ValueError, match="score token 'Yes' is"):
         JUDGES.create("harmbench_cls", **common).judge(items)
     scorer = JUDGES.create("strongreject_finetuned", adapter=None, **common)
+    # Its rubric alone is longer than this model's 256-token context: no score, said so
+    # (a forward past the context would have read positions the model never learnt).
+    (got,) = scorer.judge([ITEM])
+    assert got.parse_error and got.harmful_prob is None and "context" in got.raw
+    long = str(make_tiny_chat_model(tmp_path / "long", context=2048))
+    scorer = JUDGES.create("strongreject_finetuned", adapter=None, **{**common, "model": long})
     (got,) = scorer.judge([ITEM])
     assert 0.0 <= got.harmful_prob <= 1.0 and not got.parse_error
     clipped = scorer.prepare(items[0]).response

@@ -115,3 +115,62 @@ def test_truncated_guard_output_is_a_parse_error_not_a_guess(guard, sample):
     assert errors and all(g.harmful is None and g.harmful_prob is None for g in errors)
     assert all(g.raw.startswith("unsafe\n") for g in errors)
     assert all(g.harmful is False for g in got if not g.parse_error)
+
+
+def _prefilled_rows(model):
+    """Rows of every forward that reads a prompt (more than one new token), as a list."""
+    rows: list[int] = []
+
+    def hook(module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids is not None and ids.shape[1] > 1:
+            rows.append(int(ids.shape[0]))
+
+    return rows, model.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+@pytest.mark.parametrize("score", ["card", "renormalised"])
+def test_first_token_scores_come_from_the_judgments_own_forward(guard, sample, score):
+    # One prefill per item (the generation's), where the log-likelihood path ran one more
+    # per scored token; the scores and verdicts are those of that path, to float tolerance.
+    items = [JudgeItem(e.prompt, e.response) for e in sample]
+    judge = JUDGES.create("llama_guard_3", model=str(guard), device="cpu", batch_size=16,
+                          score=score)  # fmt: skip
+    rows, handle = _prefilled_rows(judge.backend.model)
+    try:
+        fused = judge.judge(items)
+    finally:
+        handle.remove()
+    assert sum(rows) == len(items)
+    judge.backend.scores_first_tokens = False  # the log-likelihood path, as before
+    rows, handle = _prefilled_rows(judge.backend.model)
+    try:
+        apart = judge.judge(items)
+    finally:
+        handle.remove()
+    judge.close()
+    assert sum(rows) == len(items) * (1 if score == "card" else 2) + len(items)
+    assert [g.raw for g in fused] == [g.raw for g in apart]
+    assert [g.harmful for g in fused] == [g.harmful for g in apart]
+    for f, a in zip(fused, apart, strict=True):
+        assert f.harmful_prob == pytest.approx(a.harmful_prob, abs=1e-5)
+
+
+def test_scoring_first_tokens_leaves_the_generated_text_alone(guard, sample):
+    # Scoring makes the first decoding call one token long; greedy outputs do not change.
+    from capsafe.judges.classifier import first_logprobs
+
+    judge = ModelJudge(llama_guard_3_spec(), str(guard), device="cpu", batch_size=16)
+    requests = judge.requests([JudgeItem(e.prompt, e.response) for e in sample])
+    ids = tuple(range(5, 12))
+    plain = judge.backend.generate(requests)
+    scored = judge.backend.generate([replace(r, score_ids=ids) for r in requests])
+    assert [o.text for o in plain] == [o.text for o in scored]
+    assert all(o.first_logprobs == () for o in plain)
+    fused = first_logprobs(judge.backend, requests, ids)  # one generated token each
+    judge.backend.scores_first_tokens = False
+    apart = first_logprobs(judge.backend, requests, ids)  # one log-likelihood per id
+    judge.close()
+    assert [o.first_logprobs for o in scored] == fused
+    for f, a in zip(fused, apart, strict=True):
+        assert f == pytest.approx(a, abs=1e-5)

@@ -18,6 +18,10 @@ ProgressFn = Callable[[int], None]
 
 class Backend(Protocol):
     name: str
+    # Whether generate() fills GenerationOutput.first_logprobs for requests with score_ids
+    # (from the first decoding step of the one forward it runs). A backend without it gets
+    # first-token scores from loglikelihood(), one request per scored id.
+    scores_first_tokens: bool
 
     def generate(
         self, requests: Sequence[GenerationRequest], progress: ProgressFn | None = None

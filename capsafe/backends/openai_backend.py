@@ -167,6 +167,7 @@ class RequestCounts:
 
 class OpenAIBackend:
     name = "openai"
+    scores_first_tokens = False  # a server returns top log-probabilities, not chosen ids
 
     def __init__(
         self,

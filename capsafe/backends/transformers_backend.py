@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 from collections.abc import Hashable, Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from capsafe.backends.base import Backend, ProgressFn, register_backend
@@ -109,6 +110,7 @@ class TransformersBackend:
     """
 
     name = "transformers"
+    scores_first_tokens = True
 
     def __init__(
         self, model: Any, tokenizer: Any, *, batch_size: int = 32, model_name: str = "model"
@@ -217,18 +219,22 @@ class TransformersBackend:
         request = prompts[0].request  # all requests of a batch share their decoding settings
         config = generation_config(request, self.eos_ids, self.pad_id)
         input_ids, mask = input_ids.to(device), mask.to(device)
+        scored = [p.request.score_ids for p in prompts]
         with torch.inference_mode():
             if config.do_sample:
                 seed = batch_seed(request, [p.ids for p in prompts])
                 cuda = [device.index or 0] if device.type == "cuda" else []
                 with torch.random.fork_rng(devices=cuda):  # leave the caller's RNG alone
                     torch.manual_seed(seed)
-                    rows = decode(model, input_ids, mask, config, self.eos_ids)
+                    rows, first = decode(model, input_ids, mask, config, self.eos_ids, scored)
             else:
-                rows = decode(model, input_ids, mask, config, self.eos_ids)
+                rows, first = decode(model, input_ids, mask, config, self.eos_ids, scored)
         return [
-            completion_output(self.tokenizer, self.eos_ids, tokens, len(p.ids))
-            for p, tokens in zip(prompts, rows, strict=True)
+            replace(
+                completion_output(self.tokenizer, self.eos_ids, tokens, len(p.ids)),
+                first_logprobs=lps,
+            )
+            for p, tokens, lps in zip(prompts, rows, first, strict=True)
         ]
 
     def loglikelihood(
@@ -318,27 +324,48 @@ def score_batch(
 
 
 def decode(
-    model: Any, input_ids: Any, mask: Any, config: Any, eos_ids: Sequence[int]
-) -> list[list[int]]:
-    """Generated tokens per row of a left-padded batch (a row may run on past its eos).
+    model: Any,
+    input_ids: Any,
+    mask: Any,
+    config: Any,
+    eos_ids: Sequence[int],
+    score_ids: Sequence[Sequence[int]] = (),
+) -> tuple[list[list[int]], list[tuple[float, ...]]]:
+    """Generated tokens per row of a left-padded batch (a row may run on past its eos), and
+    per row the log-probabilities of its score_ids at the first generated position.
 
     Every COMPACT_EVERY tokens the rows that reached eos leave the batch: generate() alone
     computes every row until the longest answer ends, which on the organism is a third
     more work than needed. Continuing from the cache feeds each row the same tokens at the
     same positions, so no token changes (the tests check this for greedy decoding).
+
+    When any row asks for scores, the first call generates one token and returns its raw
+    logits (output_logits: before any logits processor), so the score comes from the
+    prefill the answer needs anyway instead of a forward of its own, and only one step's
+    logits are ever held.
     """
     import torch
 
     step = copy.deepcopy(config)
     step.return_dict_in_generate = True
-    tokens: list[list[int]] = [[] for _ in range(input_ids.shape[0])]
-    alive = list(range(input_ids.shape[0]))  # caller's rows still generating
-    cache, left, chunk = None, config.max_new_tokens, COMPACT_EVERY
+    rows = input_ids.shape[0]
+    tokens: list[list[int]] = [[] for _ in range(rows)]
+    first: list[tuple[float, ...]] = [()] * rows
+    wanted = any(score_ids)
+    alive = list(range(rows))  # caller's rows still generating
+    cache, left, chunk = None, config.max_new_tokens, 1 if wanted else COMPACT_EVERY
     while left > 0 and alive:
         step.max_new_tokens = min(left, chunk)
+        step.output_logits = wanted and cache is None
         out = model.generate(
             input_ids=input_ids, attention_mask=mask, past_key_values=cache, generation_config=step
         )
+        if step.output_logits:
+            logprobs = out.logits[0].float().log_softmax(-1)
+            for row, ids in enumerate(score_ids):
+                if ids:
+                    first[row] = tuple(logprobs[row, list(ids)].tolist())
+            chunk = COMPACT_EVERY
         new = out.sequences[:, input_ids.shape[1] :].tolist()
         for row, seq in zip(alive, new, strict=True):
             tokens[row] += seq
@@ -354,7 +381,7 @@ def decode(
             cache.batch_select_indices(index)
             input_ids, mask = input_ids[index], mask[index]
             alive = [alive[j] for j in keep]
-    return tokens
+    return tokens, first
 
 
 def _can_drop_rows(cache: Any) -> bool:

@@ -115,6 +115,10 @@ def vllm_backend(
 
 class VLLMBackend:
     name = "vllm"
+    # vLLM's generation log-probabilities are the top k, not chosen ids: first-token scores
+    # go through loglikelihood(), one prompt_logprobs request per scored id (vLLM reads no
+    # prefix cache for those, so each is a prefill of its own).
+    scores_first_tokens = False
 
     def __init__(
         self,

@@ -161,6 +161,12 @@ class ModelJudge:
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Judgment]:
         requests = self.requests(items)
+        # A backend that scores first tokens reads the score from the first decoding step
+        # of the judgment's own forward: one prefill per item instead of one more per id.
+        fused = self.spec.score is not None and scores_first_tokens(self.backend)
+        if fused:
+            ids = sum(self.score_ids(), ())
+            requests = [replace(r, score_ids=ids) for r in requests]
         outputs = self.backend.generate(requests)
         if failed := [o for o in outputs if o.finish_reason == FAILED]:
             # A served judge that never answered gave no verdict: stop (the batches judged
@@ -175,11 +181,19 @@ class ModelJudge:
         verdicts = [parse_or_error(self.spec.parse, o.text) for o in outputs]
         if self.spec.score is None:
             return verdicts
-        probs = self.first_token_probs(requests)
-        return [
-            v if v.parse_error else replace(v, harmful_prob=p)
-            for v, p in zip(verdicts, probs, strict=True)
-        ]
+        if fused:
+            logprobs = [o.first_logprobs for o in outputs]
+        else:
+            logprobs = first_logprobs(self.backend, requests, sum(self.score_ids(), ()))
+        out = []
+        for v, lps in zip(verdicts, logprobs, strict=True):
+            if v.parse_error:
+                out.append(v)
+            elif not lps:  # a readable verdict from a prompt never run is a backend bug
+                raise RuntimeError(f"{self.name}: the backend returned no first-token scores")
+            else:
+                out.append(replace(v, harmful_prob=self.first_token_prob(lps)))
+        return out
 
     def score_ids(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """The (positive, negative) token ids scored, resolved once on the judge's tokenizer."""
@@ -194,31 +208,47 @@ class ModelJudge:
             )
         return self._score_ids
 
-    def first_token_probs(self, requests: Sequence[GenerationRequest]) -> list[float]:
-        """harmful_prob per request from the first output position, as spec.score says."""
+    def first_token_prob(self, logprobs: Sequence[float]) -> float:
+        """harmful_prob from the log-probabilities of score_ids() (positive, then negative),
+        as spec.score says: P(positive), or P(positive) / (P(positive) + P(negative))."""
         pos, neg = self.score_ids()
-        ids = pos + neg
-        names = [self.tokenizer.decode([i]) for i in ids]  # what each id reads as
-        asks = [
-            LoglikRequest(r, t, token_id=i)
-            for r in requests
-            for i, t in zip(ids, names, strict=True)
-        ]
-        scored = self.backend.loglikelihood(asks)
-        out = []
-        for i in range(0, len(scored), len(ids)):
-            lps = [s.first_token_logprob for s in scored[i : i + len(ids)]]
-            p = _logsumexp(lps[: len(pos)])
-            if not neg:
-                out.append(math.exp(p))
-            else:
-                out.append(1.0 / (1.0 + math.exp(_logsumexp(lps[len(pos) :]) - p)))
-        return out
+        p = _logsumexp(logprobs[: len(pos)])
+        if not neg:
+            return math.exp(p)
+        return 1.0 / (1.0 + math.exp(_logsumexp(logprobs[len(pos) :]) - p))
 
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+
+
+def first_logprobs(
+    backend: Any, requests: Sequence[GenerationRequest], ids: tuple[int, ...]
+) -> list[tuple[float, ...]]:
+    """log P(id | request) at the first generated position, for each of `ids`, per request.
+
+    On a backend that scores first tokens this is one forward per request (one generated
+    token); on another, one log-likelihood request per request and id. A request whose
+    prompt does not fit the model's context gets an empty tuple."""
+    if scores_first_tokens(backend):
+        one = [replace(r, max_new_tokens=1, score_ids=ids) for r in requests]
+        return [o.first_logprobs for o in backend.generate(one)]
+    names = [backend.tokenizer.decode([i]) for i in ids]  # what each id reads as
+    pairs = list(zip(ids, names, strict=True))
+    asks = [LoglikRequest(r, t, token_id=i) for r in requests for i, t in pairs]
+    scored = backend.loglikelihood(asks)
+    k = len(ids)
+    return [
+        tuple(s.first_token_logprob for s in scored[j * k : (j + 1) * k])
+        for j in range(len(requests))
+    ]
+
+
+def scores_first_tokens(backend: Any) -> bool:
+    """Whether `backend` returns first-token log-probabilities from generate() (a backend
+    registered without saying is taken not to)."""
+    return bool(getattr(backend, "scores_first_tokens", False))
 
 
 def parse_or_error(parse: Callable[[str], Judgment], text: str) -> Judgment:

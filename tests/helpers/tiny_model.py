@@ -23,7 +23,9 @@ CORPUS = [
 ] * 20
 
 
-def make_tiny_chat_model(out_dir: Path, seed: int = 0, vocab_size: int = 300) -> Path:
+def make_tiny_chat_model(
+    out_dir: Path, seed: int = 0, vocab_size: int = 300, context: int = 256
+) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -52,7 +54,7 @@ def make_tiny_chat_model(out_dir: Path, seed: int = 0, vocab_size: int = 300) ->
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=4,
-        max_position_embeddings=256,
+        max_position_embeddings=context,
         pad_token_id=fast.pad_token_id,
         eos_token_id=fast.eos_token_id,
         bos_token_id=None,
