@@ -3,6 +3,7 @@ MiniLM model loads once per session (judges.embeddings caches it per process); f
 tested on small sets, the shipped weights against the real training data's digest."""
 
 import json
+from functools import lru_cache
 
 import numpy as np
 import pytest
@@ -163,3 +164,49 @@ def test_xstest_human_labels_subset(shared):
     truth = [[int(i.gold != "none")] for i in items]
     (row,) = audit_judges(truth, {"e": [int(j.refusal != "none") for j in got]}, n_boot=200)
     assert row.kappa.value > 0.5 and row.accuracy.value > 0.75
+
+
+def test_every_judge_that_embeds_encodes_each_distinct_text_once(monkeypatch):
+    # Both embedding judges and the coherence judge read the same responses (and the
+    # coherence judge each prompt once per response): one encode per distinct text.
+    from capsafe.judges import embeddings
+
+    monkeypatch.setattr(embeddings, "text_vectors", lru_cache(maxsize=1)(
+        lambda: embeddings.TextVectors(embeddings.DEFAULT_MEMORY)))  # fmt: skip
+    model = embeddings.load_embedder()
+    encoded: list[str] = []
+    real = model.encode
+
+    def counting(texts, **kwargs):
+        encoded.extend(texts)
+        return real(texts, **kwargs)
+
+    monkeypatch.setattr(model, "encode", counting)
+    prompts = ["How do I bake bread?", "How do I pick a lock?", "Write a poem about rain."]
+    responses = [f"Answer {i}: mix, wait, bake." for i in range(6)] + ["I can't help with that."]
+    items = [JudgeItem(prompts[i % 3], r) for i, r in enumerate(responses)]
+    before = {
+        name: JUDGES.create(name).judge(items)
+        for name in ("embedding_refusal", "embedding_harm", "coherence")
+    }
+    assert sorted(encoded) == sorted(set(prompts) | set(responses))
+    again = {name: JUDGES.create(name).judge(items * 2) for name in before}
+    assert len(encoded) == len(set(prompts) | set(responses))  # all from memory
+    assert again == {name: verdicts * 2 for name, verdicts in before.items()}
+
+
+def test_text_vectors_keep_the_most_recently_used():
+    calls: list[list[str]] = []
+
+    def encode(texts):
+        calls.append(texts)
+        return [np.full(2, len(t), dtype=np.float32) for t in texts]
+
+    from capsafe.judges.embeddings import TextVectors
+
+    memory = TextVectors(capacity=2)
+    got = memory.get(["a", "bb", "a"], encode)
+    assert got.tolist() == [[1, 1], [2, 2], [1, 1]] and calls == [["a", "bb"]]
+    memory.get(["ccc"], encode)  # "a" was used last, so "bb" goes
+    memory.get(["bb", "a"], encode)
+    assert calls[-1] == ["bb"] and len(memory) == 2

