@@ -215,7 +215,8 @@ def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> R
         if report:
             from capsafe.report import write_report
 
-            report_path = write_report(store, cfg.output_dir / REPORT_FILE)
+            # A rerun that wrote nothing keeps the report it rendered last time.
+            report_path = write_report(store, cfg.output_dir / REPORT_FILE, keep_current=True)
     return RunOutcome(
         summary,
         counts["epochs"],

@@ -12,7 +12,8 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -262,14 +263,37 @@ class Store:
         """Insert dataclass rows in one transaction; returns how many were new."""
         if not rows:
             return 0
-        cols = [f.name for f in fields(rows[0])] + ["capsafe_version", "created_at"]
+        with self._db:
+            return self._insert_in(table, rows, replace)
+
+    def _insert_in(self, table: str, rows: Sequence[Any], replace: bool = False) -> int:
+        """The insert of _insert, inside the caller's transaction: one executemany of
+        tuples (no dict per row), and the revision moved on when any row is new."""
+        names = [f.name for f in fields(rows[0])]
+        cols = [*names, "capsafe_version", "created_at"]
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         sql = f"{verb} INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-        now = time.time()
+        get, now = attrgetter(*names), time.time()
         before = self._db.total_changes
-        with self._db:
-            self._db.executemany(sql, [(*asdict(r).values(), __version__, now) for r in rows])
-        return self._db.total_changes - before
+        if len(names) == 1:
+            self._db.executemany(sql, [(get(r), __version__, now) for r in rows])
+        else:
+            self._db.executemany(sql, [(*get(r), __version__, now) for r in rows])
+        written = self._db.total_changes - before
+        if written:
+            self._bump_revision()
+        return written
+
+    def _bump_revision(self) -> None:
+        self._db.execute(
+            "INSERT INTO meta VALUES ('revision', '1') ON CONFLICT (key) DO UPDATE "
+            "SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def revision(self) -> int:
+        """A count that moves on with every transaction that changes result rows (0: none
+        yet), so a report can tell it was rendered from exactly this content."""
+        return int(self.meta("revision") or 0)
 
     def _select(self, cls: type[R], sql: str, args: Iterable[Any] = ()) -> list[R]:
         return [_from_sql(cls, r) for r in self._db.execute(sql, tuple(args))]
@@ -321,12 +345,18 @@ class Store:
         return self._select(FailureRow, "SELECT * FROM failures ORDER BY created_at, run_id")
 
     def put_generations(self, rows: Sequence[GenerationRow]) -> int:
-        """Store the rows; a request failure recorded for one of them is answered now."""
-        written = self._insert("generations", rows)
+        """Store the rows; a request failure recorded for one of them is answered now (in the
+        same transaction: a crash keeps both or neither)."""
+        if not rows:
+            return 0
         with self._db:
+            written = self._insert_in("generations", rows)
+            answered = self._db.total_changes
             for chunk in _chunks([r.key for r in rows], 500):
                 sql = f"DELETE FROM request_failures WHERE key IN ({', '.join('?' * len(chunk))})"
                 self._db.execute(sql, chunk)
+            if self._db.total_changes > answered and not written:
+                self._bump_revision()
         return written
 
     def put_request_failures(self, rows: Sequence[RequestFailureRow]) -> None:

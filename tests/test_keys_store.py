@@ -121,3 +121,25 @@ def test_schema_version_mismatch_is_an_error(tmp_path):
     con.commit()
     with pytest.raises(RuntimeError, match="schema version 999"):
         Store(tmp_path / "db.sqlite")
+
+
+def test_a_batch_is_one_transaction_of_tuples_and_moves_the_revision_once(tmp_path):
+    # One executemany and one commit per batch (a crash loses at most the batch in flight);
+    # the request failures it answers go in the same transaction; no dict per row.
+    import capsafe.store as store_module
+    from capsafe.store import RequestFailureRow
+
+    assert not hasattr(store_module, "asdict")
+    store = Store(tmp_path / "s.db")
+    assert store.revision() == 0
+    store.put_request_failures([RequestFailureRow("g3", "m", "HTTP 503")])
+    assert store.revision() == 1
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    assert store.put_generations([gen_row(f"g{i}") for i in range(64)]) == 64
+    store._db.set_trace_callback(None)
+    assert [s for s in statements if s.upper().startswith("COMMIT")] == ["COMMIT"]
+    assert sum(s.startswith("INSERT OR IGNORE INTO generations") for s in statements) == 64
+    assert store.request_failures() == [] and store.revision() == 2
+    assert store.put_generations([gen_row("g1")]) == 0 and store.revision() == 2  # no change
+    assert store.generations_by_key(["g5"])["g5"] == gen_row("g5")

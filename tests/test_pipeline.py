@@ -18,7 +18,7 @@ from capsafe.cli import main
 from capsafe.config import load_config
 from capsafe.pipeline import STORE_FILE, run_experiment
 from capsafe.registry import UnknownNameError
-from capsafe.store import Store
+from capsafe.store import RequestFailureRow, Store
 from tests.conftest import write_small_config
 
 pytestmark = pytest.mark.slow
@@ -59,10 +59,28 @@ def test_first_run_counts(finished):
     assert first.report is not None and first.report.is_file()
 
 
-def test_rerun_computes_nothing(finished, small_config, tmp_path):
+def test_rerun_computes_nothing(finished, small_config, tmp_path, monkeypatch):
     copy_of(finished, tmp_path)
     again = run_experiment(load_config(small_config()), progress=False)
     assert (again.epochs_trained, again.generated, again.judged, again.scored) == (0, 0, 0, 0)
+    # ... and renders nothing: the report is current, by its stamp, until what it is
+    # rendered from changes (a row, a report setting) or the report is gone.
+    import capsafe.report.html as html
+
+    renders, real = [], html.render_report
+    monkeypatch.setattr(html, "render_report", lambda *a, **k: renders.append(1) or real(*a, **k))
+    page = again.report.read_bytes()
+    run_experiment(load_config(small_config()), progress=False)
+    assert renders == [] and again.report.read_bytes() == page
+    with Store(again.report.parent / STORE_FILE) as store:
+        store.put_request_failures([RequestFailureRow("k", "m", "HTTP 503")])
+    run_experiment(load_config(small_config()), progress=False)
+    assert renders == [1]
+    run_experiment(load_config(small_config(report={"power_change": 0.2})), progress=False)
+    assert renders == [1, 1]
+    again.report.unlink()
+    run_experiment(load_config(small_config(report={"power_change": 0.2})), progress=False)
+    assert renders == [1, 1, 1] and again.report.is_file()
 
 
 def test_adding_a_judge_generates_nothing(finished, small_config, tmp_path):

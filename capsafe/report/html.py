@@ -51,13 +51,15 @@ def render_report(
     generated_at: str,
     capsafe_version: str,
     versions: Mapping[str, Sequence[str]] | None = None,
+    stamp: str | None = None,
 ) -> str:
     """The whole report as one HTML document.
 
     config: the experiment config the pipeline saved (None when the store has none);
     spec: the report settings (default: the saved config's, see capsafe.config.report_spec);
     spec_note: why the saved settings could not be used, shown in the summary;
-    versions: the capsafe versions that wrote each store table, when the caller can read them.
+    versions: the capsafe versions that wrote each store table, when the caller can read them;
+    stamp: what the report was rendered from (capsafe.report.report_stamp), kept in its head.
     """
     if spec is None:
         spec, spec_note = report_spec(config)
@@ -93,7 +95,8 @@ def render_report(
     )
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+        + (f"<meta name='capsafe-stamp' content='{stamp}'>" if stamp else "")
+        + f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{esc(title)} — capsafe report</title><style>{CSS}</style></head><body>"
         f"<header><h1>{esc(title)}</h1><p class='byline'>capsafe {esc(capsafe_version)} · "
