@@ -16,7 +16,12 @@ from capsafe.analysis.analyses import run_analyses
 from capsafe.analysis.rows import ExperimentRows
 from capsafe.analysis.stats import holm
 from capsafe.config import CapabilityTarget, ReportSpec
-from capsafe.report.explorer import explorer_json, explorer_records
+from capsafe.report.explorer import (
+    expand_explorer_data,
+    explorer_data,
+    explorer_json,
+    explorer_records,
+)
 from capsafe.report.export import csv_text
 from capsafe.report.html import render_report
 from capsafe.store import Store
@@ -109,7 +114,22 @@ def test_explorer_data_cannot_close_its_script_block() -> None:
     rows = report_rows()
     text = explorer_json(rows)
     assert "<" not in text and ">" not in text and "&" not in text
-    assert json.loads(text) == explorer_records(rows)  # the escapes are plain JSON
+    # the escapes are plain JSON
+    assert expand_explorer_data(json.loads(text)) == explorer_records(rows)
+
+
+def test_explorer_data_writes_each_repeated_string_once() -> None:
+    rows = report_rows()
+    records, data = explorer_records(rows), explorer_data(rows)
+    assert expand_explorer_data(data) == records
+    for key in ("ck", "p", "b"):
+        assert data["t"][key] == list(dict.fromkeys(r[key] for r in records))
+    verdicts = [text for r in records for _, text in r["j"]]
+    assert sorted(data["t"]["jv"]) == sorted(set(verdicts)) and len(verdicts) > len(set(verdicts))
+    prompt = records[0]["p"]
+    assert sum(r["p"] == prompt for r in records) > 1  # shared by responses, written once:
+    text = json.dumps(data, ensure_ascii=False)
+    assert text.count(json.dumps(prompt, ensure_ascii=False)) == 1
 
 
 def test_csv_cells_that_look_like_formulas_are_quoted() -> None:

@@ -2,7 +2,9 @@
 judge disagreement and coherence, in the page with no server.
 
 The responses travel as JSON in a <script type="application/json"> block, with "<", ">"
-and "&" written as \\u escapes so no model output can close the block; the page's one
+and "&" written as \\u escapes so no model output can close the block. Every string that
+repeats across responses (checkpoint names, prompts, benchmarks, judges' verdicts) is
+written once, in index tables the records point into (explorer_data). The page's one
 script (explorer_js.SCRIPT, allowed by its hash in the Content-Security-Policy) builds the list
 with textContent only, never innerHTML. A filter can be set from the URL:
 report.html#f:benchmark=organism/harmful&disagree=1 (keys: checkpoint, benchmark,
@@ -81,9 +83,40 @@ def explorer_records(rows: ExperimentRows) -> list[dict[str, object]]:
     return out
 
 
+# The record fields that repeat across responses, each kept once in a table of its own.
+INDEXED = ("ck", "b", "c", "k", "f", "p")
+
+
+def explorer_data(rows: ExperimentRows) -> dict[str, object]:
+    """The records with every repeated string replaced by its index in a table: {"t": {field:
+    [strings]}, "r": [records]}, a record's "j" holding [judge index, verdict index] pairs
+    into the tables "jl" and "jv". expand_explorer_data reverses it."""
+    tables: dict[str, dict[str, int]] = {key: {} for key in (*INDEXED, "jl", "jv")}
+
+    def index(table: str, value: str) -> int:
+        return tables[table].setdefault(value, len(tables[table]))
+
+    records = []
+    for r in explorer_records(rows):
+        out = {**r, **{key: index(key, r[key]) for key in INDEXED}}  # type: ignore[arg-type]
+        out["j"] = [[index("jl", label), index("jv", text)] for label, text in r["j"]]  # type: ignore[attr-defined]
+        records.append(out)
+    return {"t": {key: list(values) for key, values in tables.items()}, "r": records}
+
+
+def expand_explorer_data(data: dict[str, object]) -> list[dict[str, object]]:
+    """The records explorer_data indexed, whole again (the page's script does the same)."""
+    t: dict[str, list[str]] = data["t"]  # type: ignore[assignment]
+    return [
+        {**r, **{key: t[key][r[key]] for key in INDEXED},
+         "j": [[t["jl"][a], t["jv"][b]] for a, b in r["j"]]}
+        for r in data["r"]  # type: ignore[attr-defined]
+    ]  # fmt: skip
+
+
 def explorer_json(rows: ExperimentRows) -> str:
-    """The records as JSON safe inside a <script> element (no "<", ">" or "&" left)."""
-    text = json.dumps(explorer_records(rows), ensure_ascii=False, separators=(",", ":"))
+    """explorer_data as JSON safe inside a <script> element (no "<", ">" or "&" left)."""
+    text = json.dumps(explorer_data(rows), ensure_ascii=False, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 

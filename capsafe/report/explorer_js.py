@@ -7,7 +7,14 @@ SCRIPT = r"""
 // page through textContent, never innerHTML. Filters: the form, or the URL (#f:judge=x&disagree=1).
 (function () {
   "use strict";
-  var records = JSON.parse(document.getElementById("explorer-data").textContent);
+  // The data holds each repeated string once, in tables the records index (explorer_data).
+  var data = JSON.parse(document.getElementById("explorer-data").textContent);
+  var t = data.t;
+  var records = data.r.map(function (r) {
+    return {ck: t.ck[r.ck], b: t.b[r.b], c: t.c[r.c], k: t.k[r.k], f: t.f[r.f], s: r.s,
+            p: t.p[r.p], r: r.r, d: r.d, i: r.i,
+            j: r.j.map(function (p) { return [t.jl[p[0]], t.jv[p[1]]]; })};
+  });
   var PAGE = 50;
   var shown = PAGE;
   var keys = ["ck", "b", "c", "j"];
