@@ -363,3 +363,42 @@ def test_non_finite_tensors_names_them(reference: list[EpochCheckpoint], tmp_pat
     assert non_finite_tensors(folder) == [name]
     assert non_finite_tensors(reference[0].adapter_dir) == []
     assert torch.isfinite(load_file(reference[0].adapter_dir / ADAPTER_FILES[1])[name]).all()
+
+
+def test_the_runs_of_a_grid_tokenise_their_data_once(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two runs (other seed, other learning rate) on the same examples and tokenizer: the
+    # chat template is applied for the first only, and both train on the same rows; other
+    # examples or another template tokenise afresh.
+    from transformers import PreTrainedTokenizerBase
+
+    from capsafe.finetune.sft import PREPARED, TrainDevice, build_trainer, release
+
+    calls: list[int] = []
+    real = PreTrainedTokenizerBase.apply_chat_template
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "apply_chat_template", counting)
+
+    def trainer(examples, hparams, seed, system_prompt=None):
+        return build_trainer(str(base), examples, hparams, seed, tmp_path / f"t{seed}",
+                             device=TrainDevice("cpu", "float32"), progress=False,
+                             trust_remote_code=False, system_prompt=system_prompt)  # fmt: skip
+
+    data = EXAMPLES[:12] + [TrainExample("fresh prompt", "fresh answer")]
+    first = trainer(data, HPARAMS, 0)
+    tokenised = len(calls)
+    assert tokenised >= len(data)  # TRL renders each example (prompt, and with completion)
+    second = trainer(data, replace(HPARAMS, learning_rate=3e-3), 1)
+    assert len(calls) == tokenised
+    assert second.train_dataset["input_ids"] == first.train_dataset["input_ids"]
+    assert second.train_dataset["labels"] == first.train_dataset["labels"]
+    release(first), release(second)
+    prepared = PREPARED.prepared
+    release(trainer(data, HPARAMS, 2, system_prompt="You are a calculator."))
+    release(trainer(data[:-1], HPARAMS, 3))
+    assert PREPARED.prepared == prepared + 2 and len(calls) > tokenised

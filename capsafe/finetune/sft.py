@@ -2,15 +2,20 @@
 
 Imported only when training actually runs (torch, transformers, peft and trl load here).
 The Trainer owns the loop, the checkpoints and the resume; this module decides what it is
-given and checks what TRL made of the data.
+given and checks what TRL made of the data. TRL's tokenised data is kept per process
+(PreparedData), so the runs of a grid that train on the same examples with the same
+tokenizer tokenise them once.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import logging
 import os
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,6 +64,58 @@ def conversations(examples: Sequence[TrainExample], system_prompt: str | None) -
             "completion": [{"role": "assistant", "content": ex.response}],
         }
         for ex in examples
+    ]
+
+
+class PreparedData:
+    """TRL's prepared training data (tokenised, truncated, fully-masked rows dropped), kept by
+    everything that determines it: the tokenizer (its folder and chat template), the
+    examples, the system prompt and max_length. The last `size` sets are kept."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._data: OrderedDict[str, Any] = OrderedDict()
+        self.prepared = 0  # how many sets TRL tokenised (the tests count it)
+
+    @staticmethod
+    def key(
+        base: str, tokenizer: Any, examples: Sequence[TrainExample], system_prompt: str | None,
+        max_length: int,
+    ) -> str:  # fmt: skip
+        payload = [
+            os.path.abspath(base), _tokenizer_files(base),
+            getattr(tokenizer, "chat_template", None), system_prompt, max_length,
+            [[e.prompt, e.response] for e in examples],
+        ]  # fmt: skip
+        return hashlib.sha256(json.dumps(payload).encode("utf-8")).hexdigest()
+
+    def get(self, key: str) -> Any:
+        if key in self._data:
+            self._data.move_to_end(key)
+        return self._data.get(key)
+
+    def put(self, key: str, data: Any) -> None:
+        self.prepared += 1
+        self._data[key] = data
+        while len(self._data) > self.size:
+            self._data.popitem(last=False)
+
+
+PREPARED = PreparedData()
+
+_TOKENIZER_FILES = ("tokenizer", "special_tokens_map", "chat_template", "vocab", "merges")
+
+
+def _tokenizer_files(base: str) -> list[list[Any]]:
+    """(name, size, mtime_ns) of a local base's tokenizer files: edited in place, the
+    tokenizer is another one (a hub snapshot's files never change)."""
+    folder = Path(base)
+    if not folder.is_dir():
+        return []
+    return [
+        [f.name, f.stat().st_size, f.stat().st_mtime_ns]
+        for f in sorted(folder.iterdir())
+        if f.is_file() and (f.name.startswith(_TOKENIZER_FILES) or f.suffix == ".model")
     ]
 
 
@@ -155,10 +212,19 @@ def build_trainer(
         from capsafe.finetune.regularised import KLToAlignedTrainer
 
         trainer_class, extra = KLToAlignedTrainer, {"kl_beta": kl_beta}
+    args = sft_config(hparams, seed, trainer_dir, device, progress)
+    key = PREPARED.key(base, tokenizer, examples, system_prompt, hparams.max_length)
+    prepared = PREPARED.get(key)
+    if prepared is not None:  # tokenised for an earlier run: TRL takes it as it is
+        args.dataset_kwargs = {**(args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     trainer = trainer_class(
         model=model,
-        args=sft_config(hparams, seed, trainer_dir, device, progress),
-        train_dataset=Dataset.from_list(conversations(examples, system_prompt)),
+        args=args,
+        train_dataset=(
+            prepared
+            if prepared is not None
+            else Dataset.from_list(conversations(examples, system_prompt))
+        ),  # fmt: skip
         processing_class=tokenizer,
         peft_config=None if init_adapter is not None else lora,
         callbacks=[FiniteGuard(), *callbacks],
@@ -166,7 +232,9 @@ def build_trainer(
     )
     if not progress:
         trainer.remove_callback(PrinterCallback)  # disable_tqdm swaps the bar for print(logs)
-    _check_prepared(trainer, len(examples), hparams.max_length, base)
+    if prepared is None:
+        _check_prepared(trainer, len(examples), hparams.max_length, base)
+        PREPARED.put(key, trainer.train_dataset)
     return trainer
 
 
