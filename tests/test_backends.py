@@ -418,3 +418,32 @@ def test_vllm_takes_the_generation_settings_and_refuses_its_values_at_plan_time(
     )
     with pytest.raises(UserError, match=r"generation: backend 'vllm': .*pip install"):
         check_config(load_config(cfg_file))
+
+
+def test_continuous_batching_gives_static_batchings_greedy_outputs(model_dir, backend):
+    # Greedy requests go to transformers' continuous batching; sampled ones and those that
+    # ask for first-token scores stay static. Every greedy output equals static batching's.
+    continuous = BACKENDS.create(
+        "transformers", model=str(model_dir), batch_size=3, device="cpu", batching="continuous"
+    )
+    assert continuous.batching == "continuous" and backend.batching == "static"  # auto on cpu
+    greedy = [ask(p, max_new_tokens=8 + 4 * (i % 3)) for i, p in enumerate(PROMPTS * 3)]
+    others = [ask("bake", max_new_tokens=6, temperature=0.7, seed=3),
+              ask("Mix flour", max_new_tokens=6, score_ids=(5, 7))]  # fmt: skip
+    requests = greedy[:5] + others + greedy[5:]
+    handed: list[int] = []
+    real = continuous.model.generate_batch
+
+    def counting(inputs, **kwargs):
+        handed.append(len(inputs))
+        return real(inputs, **kwargs)
+
+    continuous.model.generate_batch = counting
+    calls: list[int] = []
+    got = continuous.generate(requests, progress=calls.append)
+    assert sum(handed) == len(greedy) and sum(calls) == len(requests)
+    assert got == backend.generate(requests)
+    assert {o.finish_reason for o in got} == {"eos", "length"}
+    with pytest.raises(UserError, match="batching must be one of"):
+        BACKENDS.check_args("transformers", None, model="m", batching="paged")
+    continuous.close()

@@ -16,6 +16,14 @@ its generation_config.json (Llama-3 samples at 0.6, Qwen adds a repetition penal
 deliberately not applied, so a store key's decoding parameters mean what they say and the
 vLLM backend can match.
 
+batching "continuous" (generation: {args: {batching: continuous}}) hands greedy requests to
+transformers' continuous batching (generate_batch, paged attention, the engine behind
+`transformers serve`): a finished row's slot goes to the next prompt at once, so no batch
+waits for its longest answer. Its greedy outputs equal static batching's (tested in float32
+on CPU), but on CPU it is slower (docs/performance.md), so "auto" picks it on CUDA only.
+Sampled requests, and requests that ask for first-token scores, always batch statically
+(the seeding below, and the first step's logits, are static batching's).
+
 Sampling seeds torch once per batch from the requests' seed and the batch's content, so
 the same requests with the same seeds give the same outputs on the same machine. A sampled
 output may change when the other requests of its batch change (other prompts, another
@@ -33,6 +41,7 @@ import json
 import os
 from collections.abc import Hashable, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from capsafe.backends.base import Backend, ProgressFn, register_backend
@@ -47,6 +56,7 @@ from capsafe.backends.loading import (
     load_model,
     load_tokenizer,
 )
+from capsafe.errors import UserError
 from capsafe.records import (
     TOO_LONG,
     GenerationOutput,
@@ -64,13 +74,21 @@ from capsafe.records import (
 ATTENTION = "sdpa"
 # Rows that reached eos leave their batch every this many new tokens (see decode).
 COMPACT_EVERY = 8
+BATCHING = ("auto", "static", "continuous")
+# Continuous batching is handed this many batch_sizes of prompts at a time (progress is
+# reported per hand-over; the engine keeps its own batch full inside one).
+CONTINUOUS_CHUNK = 16
 
 
-def check_args(*, device: str, dtype: str, batch_size: int, **_: Any) -> None:
+def check_args(
+    *, device: str, dtype: str, batch_size: int, batching: str = "auto", **_: Any
+) -> None:
     """The values transformers_backend would refuse only after loading, refused now."""
     check_device(device)
     dtype_name(dtype, "cpu")
     check_whole("batch_size", batch_size)
+    if batching not in BATCHING:
+        raise UserError(f"batching must be one of {', '.join(BATCHING)}, got {batching!r}")
 
 
 @register_backend("transformers", check=check_args)
@@ -82,10 +100,12 @@ def transformers_backend(
     dtype: str = "auto",
     trust_remote_code: bool = False,
     revision: str | None = None,
+    batching: str = "auto",
 ) -> Backend:
     """A transformers backend for `model` (hub id or local folder), optionally with a PEFT
-    adapter. device 'auto': cuda if available else cpu; dtype 'auto': bf16 on cuda, fp32 on cpu."""
-    check_args(device=device, dtype=dtype, batch_size=batch_size)
+    adapter. device 'auto': cuda if available else cpu; dtype 'auto': bf16 on cuda, fp32 on cpu;
+    batching 'auto': continuous on cuda, static on cpu (see the module docstring)."""
+    check_args(device=device, dtype=dtype, batch_size=batch_size, batching=batching)
     return TransformersBackend.load(
         model,
         adapter=adapter,
@@ -94,6 +114,7 @@ def transformers_backend(
         dtype=dtype,
         trust_remote_code=trust_remote_code,
         revision=revision,
+        batching=batching,
     )
 
 
@@ -113,10 +134,21 @@ class TransformersBackend:
     scores_first_tokens = True
 
     def __init__(
-        self, model: Any, tokenizer: Any, *, batch_size: int = 32, model_name: str = "model"
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        batch_size: int = 32,
+        model_name: str = "model",
+        batching: str = "static",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if batching == "auto":
+            batching = "continuous" if model.device.type == "cuda" else "static"
+        if batching not in BATCHING:
+            raise ValueError(f"batching must be one of {BATCHING}, got {batching!r}")
+        self.batching = batching
         self._model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -137,6 +169,7 @@ class TransformersBackend:
         dtype: str = "auto",
         trust_remote_code: bool = False,
         revision: str | None = None,
+        batching: str = "auto",
     ) -> TransformersBackend:
         tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code, revision=revision)
         loaded = load_model(
@@ -147,7 +180,7 @@ class TransformersBackend:
             revision=revision,
             attn_implementation=ATTENTION,
         )
-        backend = cls(loaded, tokenizer, batch_size=batch_size, model_name=model)
+        backend = cls(loaded, tokenizer, batch_size=batch_size, model_name=model, batching=batching)
         if adapter is not None:
             backend.set_adapter(adapter)
         return backend
@@ -193,6 +226,8 @@ class TransformersBackend:
                 prompts.append(p)
         if len(prompts) < len(encoded) and progress is not None:
             progress(len(encoded) - len(prompts))
+        if self.batching == "continuous":
+            prompts = self._generate_continuous(prompts, outputs, progress)
         batches = plan_batches(
             [len(p.ids) for p in prompts], [decoding_key(p.request) for p in prompts],
             self.batch_size,
@@ -204,6 +239,53 @@ class TransformersBackend:
             if progress is not None:
                 progress(len(chosen))
         return [o for o in outputs if o is not None]
+
+    def _generate_continuous(
+        self,
+        prompts: list[_Prompt],
+        outputs: list[GenerationOutput | None],
+        progress: ProgressFn | None,
+    ) -> list[_Prompt]:
+        """Generate the greedy, unscored prompts with continuous batching (into `outputs`);
+        returns the others, which batch statically."""
+        groups: dict[int, list[_Prompt]] = {}
+        rest = []
+        for p in prompts:
+            r = p.request
+            if r.temperature == 0 and not r.score_ids:
+                groups.setdefault(r.max_new_tokens, []).append(p)
+            else:
+                rest.append(p)
+        step = self.batch_size * CONTINUOUS_CHUNK
+        for group in groups.values():
+            config = generation_config(group[0].request, self.eos_ids, self.pad_id)
+            for start in range(0, len(group), step):
+                chunk = group[start : start + step]
+                for p, tokens in zip(chunk, self._continuous(chunk, config), strict=True):
+                    outputs[p.index] = completion_output(
+                        self.tokenizer, self.eos_ids, tokens, len(p.ids)
+                    )
+                if progress is not None:
+                    progress(len(chunk))
+        return rest
+
+    def _continuous(self, prompts: Sequence[_Prompt], config: Any) -> list[list[int]]:
+        import torch
+
+        with torch.inference_mode():
+            results = self.model.generate_batch(
+                [p.ids for p in prompts], generation_config=config, progress_bar=False
+            )
+        # generate_batch logs a request that failed or went missing and returns the rest.
+        done = list(results.values())
+        errors = [r.error for r in done if r.error]
+        if len(done) != len(prompts) or errors:
+            why = errors[0] if errors else "some requests never finished"
+            raise RuntimeError(
+                f"continuous batching on {self.model_name} returned {len(done)} of "
+                f"{len(prompts)} outputs ({why}); generation batching: static avoids it"
+            )
+        return [list(r.generated_tokens) for r in done]
 
     def _generate_batch(self, prompts: Sequence[_Prompt]) -> list[GenerationOutput]:
         import torch
@@ -358,7 +440,10 @@ def decode(
         step.max_new_tokens = min(left, chunk)
         step.output_logits = wanted and cache is None
         out = model.generate(
-            input_ids=input_ids, attention_mask=mask, past_key_values=cache, generation_config=step
+            input_ids=input_ids,
+            attention_mask=mask,
+            generation_config=step,
+            **{_cache_name(): cache},
         )
         if step.output_logits:
             logprobs = out.logits[0].float().log_softmax(-1)
@@ -370,7 +455,7 @@ def decode(
         for row, seq in zip(alive, new, strict=True):
             tokens[row] += seq
         left -= len(new[0])
-        cache = out.past_key_values
+        cache = getattr(out, _cache_name())
         keep = [j for j, seq in enumerate(new) if not set(seq) & set(eos_ids)]
         if not _can_drop_rows(cache):  # finish in one call with every row instead
             keep, chunk = list(range(len(alive))), left
@@ -382,6 +467,17 @@ def decode(
             input_ids, mask = input_ids[index], mask[index]
             alive = [alive[j] for j in keep]
     return tokens, first
+
+
+@lru_cache(maxsize=1)
+def _cache_name() -> str:
+    """What generate() calls the KV cache it takes and returns: "cache" from transformers
+    5.2x on (which deprecates the older "past_key_values")."""
+    from transformers.generation.utils import GenerateDecoderOnlyOutput
+
+    return (
+        "cache" if "cache" in GenerateDecoderOnlyOutput.__dataclass_fields__ else "past_key_values"
+    )
 
 
 def _can_drop_rows(cache: Any) -> bool:
