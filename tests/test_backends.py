@@ -426,7 +426,7 @@ def test_continuous_batching_gives_static_batchings_greedy_outputs(model_dir, ba
     continuous = BACKENDS.create(
         "transformers", model=str(model_dir), batch_size=3, device="cpu", batching="continuous"
     )
-    assert continuous.batching == "continuous" and backend.batching == "static"  # auto on cpu
+    assert continuous.batching == "continuous" and backend.batching == "static"  # the default
     greedy = [ask(p, max_new_tokens=8 + 4 * (i % 3)) for i, p in enumerate(PROMPTS * 3)]
     others = [ask("bake", max_new_tokens=6, temperature=0.7, seed=3),
               ask("Mix flour", max_new_tokens=6, score_ids=(5, 7))]  # fmt: skip

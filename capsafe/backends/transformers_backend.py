@@ -20,7 +20,8 @@ batching "continuous" (generation: {args: {batching: continuous}}) hands greedy 
 transformers' continuous batching (generate_batch, paged attention, the engine behind
 `transformers serve`): a finished row's slot goes to the next prompt at once, so no batch
 waits for its longest answer. Its greedy outputs equal static batching's (tested in float32
-on CPU), but on CPU it is slower (docs/performance.md), so "auto" picks it on CUDA only.
+on CPU), but on CPU it is slower (docs/performance.md), and it is not yet measured on a GPU
+(each call builds a paged cache sized to the free GPU memory), so static is the default.
 Sampled requests, and requests that ask for first-token scores, always batch statically
 (the seeding below, and the first step's logits, are static batching's).
 
@@ -74,14 +75,14 @@ from capsafe.records import (
 ATTENTION = "sdpa"
 # Rows that reached eos leave their batch every this many new tokens (see decode).
 COMPACT_EVERY = 8
-BATCHING = ("auto", "static", "continuous")
+BATCHING = ("static", "continuous")
 # Continuous batching is handed this many batch_sizes of prompts at a time (progress is
 # reported per hand-over; the engine keeps its own batch full inside one).
 CONTINUOUS_CHUNK = 16
 
 
 def check_args(
-    *, device: str, dtype: str, batch_size: int, batching: str = "auto", **_: Any
+    *, device: str, dtype: str, batch_size: int, batching: str = "static", **_: Any
 ) -> None:
     """The values transformers_backend would refuse only after loading, refused now."""
     check_device(device)
@@ -100,11 +101,11 @@ def transformers_backend(
     dtype: str = "auto",
     trust_remote_code: bool = False,
     revision: str | None = None,
-    batching: str = "auto",
+    batching: str = "static",
 ) -> Backend:
     """A transformers backend for `model` (hub id or local folder), optionally with a PEFT
     adapter. device 'auto': cuda if available else cpu; dtype 'auto': bf16 on cuda, fp32 on cpu;
-    batching 'auto': continuous on cuda, static on cpu (see the module docstring)."""
+    batching 'static' or 'continuous' (see the module docstring)."""
     check_args(device=device, dtype=dtype, batch_size=batch_size, batching=batching)
     return TransformersBackend.load(
         model,
@@ -144,8 +145,6 @@ class TransformersBackend:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if batching == "auto":
-            batching = "continuous" if model.device.type == "cuda" else "static"
         if batching not in BATCHING:
             raise ValueError(f"batching must be one of {BATCHING}, got {batching!r}")
         self.batching = batching
@@ -169,7 +168,7 @@ class TransformersBackend:
         dtype: str = "auto",
         trust_remote_code: bool = False,
         revision: str | None = None,
-        batching: str = "auto",
+        batching: str = "static",
     ) -> TransformersBackend:
         tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code, revision=revision)
         loaded = load_model(
