@@ -3,13 +3,15 @@
 Times the transformers backend (left-padded batches of similar prompt lengths) against
 a plain loop of single-prompt model.generate() calls with the same decoding settings,
 checks that their greedy outputs are identical (exit status 1 if any differs), and
-prints both wall times and the speed-up. Prompts are the organism's harmful, look-alike
-and capability test prompts when the model folder has a world/ folder, else a few
-built-in ones. Without --model the organism is used (built into .capsafe/organism if
-absent, about a minute).
+prints both wall times and the speed-up; then the same for the backend's continuous
+batching (batching: continuous, transformers' generate_batch) against static batching.
+Prompts are the organism's harmful, look-alike and capability test prompts when the model
+folder has a world/ folder, else a few built-in ones. Without --model the organism is used
+(built into .capsafe/organism if absent, about a minute).
 
     python benchmarks/bench_generation.py
     python benchmarks/bench_generation.py --model DIR --n 128 --max-new-tokens 48 --batch-size 64
+    python benchmarks/bench_generation.py --threads 1      # torch threads (default: torch's)
 """
 
 from __future__ import annotations
@@ -88,9 +90,13 @@ def main() -> int:
     parser.add_argument(
         "--repeats", type=int, default=3, help="timing rounds; the fastest of each side counts"
     )
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
     args = parser.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     model_dir = args.model or organism_dir()
     backend = TransformersBackend.load(
@@ -117,7 +123,11 @@ def main() -> int:
 
     # Alternate the two sides and keep each one's fastest round: on a shared machine a
     # burst of someone else's work then slows a round, not the result.
-    t_batched = t_single = float("inf")
+    continuous = TransformersBackend(
+        backend.model, backend.tokenizer, batch_size=args.batch_size, batching="continuous"
+    )
+    continuous.generate(requests[:2])
+    t_batched = t_single = t_continuous = float("inf")
     for _ in range(args.repeats):
         start = time.perf_counter()
         batched = backend.generate(requests)
@@ -125,20 +135,30 @@ def main() -> int:
         start = time.perf_counter()
         single = one_at_a_time(backend, requests)
         t_single = min(t_single, time.perf_counter() - start)
+        start = time.perf_counter()
+        paged = continuous.generate(requests)
+        t_continuous = min(t_continuous, time.perf_counter() - start)
 
     tokens = sum(o.n_completion_tokens for o in single)
     print(f"one generate() per prompt: {t_single:8.2f} s  ({tokens / t_single:8.1f} tokens/s)")
     print(f"batched backend:           {t_batched:8.2f} s  ({tokens / t_batched:8.1f} tokens/s)")
-    print(f"speed-up: {t_single / t_batched:.1f}x")
+    print(
+        f"continuous batching:       {t_continuous:8.2f} s  ({tokens / t_continuous:8.1f} tokens/s)"
+    )
+    print(f"speed-up (batched/loop): {t_single / t_batched:.1f}x; "
+          f"continuous/static time: {t_continuous / t_batched:.2f}x")  # fmt: skip
 
-    differ = [i for i, (a, b) in enumerate(zip(batched, single, strict=True)) if a != b]
-    if differ:
-        print(f"FAIL: {len(differ)} of {len(requests)} greedy outputs differ, e.g.:")
-        for i in differ[:3]:
-            print(f"  prompt {texts[i]!r}\n    batched {batched[i]}\n    single  {single[i]}")
-        return 1
-    print(f"all {len(requests)} greedy outputs identical")
-    return 0
+    failed = 0
+    for name, outputs in (("batched", batched), ("continuous", paged)):
+        differ = [i for i, (a, b) in enumerate(zip(outputs, single, strict=True)) if a != b]
+        if differ:
+            failed = 1
+            print(f"FAIL: {len(differ)} of {len(requests)} {name} greedy outputs differ, e.g.:")
+            for i in differ[:3]:
+                print(f"  prompt {texts[i]!r}\n    {name} {outputs[i]}\n    single  {single[i]}")
+    if not failed:
+        print(f"all {len(requests)} greedy outputs identical (batched, continuous, one by one)")
+    return failed
 
 
 if __name__ == "__main__":

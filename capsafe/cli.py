@@ -522,8 +522,22 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (UserError, FileNotFoundError, FileExistsError)
 
 
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, with key=value overrides allowed anywhere among the flags
+    (`capsafe run EXP.yaml --dry-run key=value` as well as before them)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    late = [a for a in extra if "=" in a and not a.startswith("-")]
+    if hasattr(args, "overrides") and late:
+        args.overrides = [*(args.overrides or []), *late]
+        extra = [a for a in extra if a not in late]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

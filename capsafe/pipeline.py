@@ -15,7 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from capsafe.config import AdapterSpec, DecodingSpec, ExperimentConfig, JudgeSpec, ModelSpec
+from capsafe.config import (
+    BUILTIN_ORGANISM,
+    AdapterSpec,
+    DecodingSpec,
+    ExperimentConfig,
+    JudgeSpec,
+    ModelSpec,
+)
 from capsafe.data import TASKS, DataContext, Task, load_prompt_set
 from capsafe.data.base import PROMPT_SETS, EmptySetError, take
 from capsafe.errors import UserError
@@ -158,8 +165,38 @@ def run_experiment(
     cfg: ExperimentConfig, *, progress: bool = True, report: bool = True
 ) -> RunOutcome:
     assert cfg.output_dir is not None
-    with folder_lock(cfg.output_dir, "running an experiment"):
-        return _run_experiment(cfg, progress=progress, report=report)
+    # The folders this run makes (the output folder and any missing parents), so that a run
+    # that fails before storing anything leaves none of them behind.
+    made = [p for p in (cfg.output_dir, *cfg.output_dir.parents) if not p.exists()]
+    try:
+        with folder_lock(cfg.output_dir, "running an experiment"):
+            return _run_experiment(cfg, progress=progress, report=report)
+    except BaseException:
+        if made and _remove_if_unused(cfg.output_dir):
+            for parent in made[1:]:
+                if any(parent.iterdir()):
+                    break
+                parent.rmdir()
+        raise
+
+
+def _remove_if_unused(folder: Path) -> bool:
+    """Remove `folder` when it holds only the lock and a store without result rows; says
+    whether it did."""
+    from capsafe.locking import LOCK_FILE
+
+    store_files = {STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm"}
+    names = {p.name for p in folder.iterdir()}
+    if not names <= {LOCK_FILE, *store_files}:
+        return False
+    if STORE_FILE in names:
+        with Store(folder / STORE_FILE) as store:
+            if store.revision() != 0:
+                return False
+    for name in names:
+        (folder / name).unlink(missing_ok=True)
+    folder.rmdir()
+    return True
 
 
 def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> RunOutcome:
@@ -526,6 +563,12 @@ def check_config(cfg: ExperimentConfig) -> None:
         judge = JUDGES.create(spec.name, where=where, **args)
         if hasattr(judge, "close"):
             judge.close()
+    if not cfg.served:  # a base path that is neither a folder nor a hub id: now, not after
+        from capsafe.backends.loading import resolve_source  # building the organism
+
+        for b in cfg.base_models:
+            if b.path != BUILTIN_ORGANISM:
+                resolve_source(b.path, what=f"base model {b.name!r}")
     for i, a in enumerate([] if cfg.served else cfg.adapters):  # a folder that is no adapter:
         folder = Path(a.path)  # say so now, not after building or loading the base
         if folder.exists() and not (folder / "adapter_config.json").is_file():

@@ -116,6 +116,11 @@ def test_evaluate_errors_are_clear(tmp_path, capsys, monkeypatch):
     assert "needs --base" in capsys.readouterr().err
     assert main(["evaluate", "--base", "builtin:organism", "--adapter", str(tmp_path)]) == 2
     assert "adapter_config.json" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # a failed evaluate leaves no empty folder
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert main(["evaluate", "--base", str(tmp_path / "none"), "-o", str(kept), "-q"]) == 2
+    assert kept.is_dir()  # a folder the user made stays
 
 
 class ParityTask:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from capsafe.cli import main
+from capsafe.cli import PARQUET_DIR, main
 from capsafe.config import load_config
 from capsafe.pipeline import STORE_FILE, run_experiment
 from capsafe.registry import UnknownNameError
@@ -181,6 +181,17 @@ def test_cli_dry_run_and_report(finished, small_config, tmp_path, capsys):
     )
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "no capsafe.db" in capsys.readouterr().err
+    # Overrides may come after the flags, as the docs write them.
+    assert main(["run", str(path), "--dry-run", "-q", "safety.0.limit=4"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["plan"]["generations"] == N_MODELS * (PER_MODEL - 12 + 4)
+    assert main(["report", str(out_dir), "--parquet", "report.power_change=0.2"]) == 0
+    assert any((out_dir / PARQUET_DIR).iterdir())
+    assert main(["report", str(out_dir), "--parquet", "report.power_change=7"]) == 2  # read
+    assert "power_change" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit:
+        main(["run", str(path), "--dry-run", "--bogus", "a=1"])
+    assert exit.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
 
 
 def test_a_diverged_run_fails_loudly_and_the_others_are_kept(small_config, tmp_path, capsys):
