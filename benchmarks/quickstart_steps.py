@@ -139,7 +139,8 @@ def main() -> None:
     }  # fmt: skip
     if args.warm:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        cmd = [sys.executable, "-m", "capsafe.cli", "run", args.config, f"output_dir={out}"]
+        # -P: the capsafe on this PYTHONPATH, not one in the working directory.
+        cmd = [sys.executable, "-P", "-m", "capsafe.cli", "run", args.config, f"output_dir={out}"]
         start = time.perf_counter()
         subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
         figures["warm_rerun_s"] = time.perf_counter() - start
