@@ -95,3 +95,22 @@ def test_clip_tokens_keeps_start_or_end_with_the_sources_special_tokens():
     words = Words()
     clip_tokens(words, "a b", 5, keep="end")
     assert words.truncation_side == "right"  # the tokenizer is left as it was
+
+
+def test_a_judge_prompt_longer_than_the_context_is_no_verdict():
+    # The backend did not run it (too_long): recorded as a parse error, even for a parser
+    # that would read the empty output as a verdict.
+    class TooLong(Scripted):
+        def generate(self, requests, progress=None):
+            return [GenerationOutput("", 900, 0, "too_long") for _ in requests]
+
+    lenient = ModelJudgeSpec(
+        name="lenient",
+        version="1",
+        measures=frozenset({"harmful"}),
+        build=SPEC.build,
+        parse=lambda text: Judgment(harmful=False),
+    )
+    for spec in (SPEC, lenient):
+        (got,) = ModelJudge(spec, "m", loaded=TooLong({})).judge([JudgeItem("p", "r")])
+        assert got.parse_error and got.harmful is None and "context" in got.raw

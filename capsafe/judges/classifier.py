@@ -26,6 +26,7 @@ from typing import Any
 
 from capsafe.records import (
     FAILED,
+    TOO_LONG,
     GenerationRequest,
     JudgeItem,
     Judgment,
@@ -178,7 +179,11 @@ class ModelJudge:
                 f"every retry ({failed[0].error}); what was judged before is stored, run "
                 "again to judge the rest"
             )
-        verdicts = [parse_or_error(self.spec.parse, o.text) for o in outputs]
+        verdicts = [
+            too_long_judgment() if o.finish_reason == TOO_LONG
+            else parse_or_error(self.spec.parse, o.text)
+            for o in outputs
+        ]  # fmt: skip
         if self.spec.score is None:
             return verdicts
         if fused:
@@ -229,8 +234,8 @@ def first_logprobs(
     """log P(id | request) at the first generated position, for each of `ids`, per request.
 
     On a backend that scores first tokens this is one forward per request (one generated
-    token); on another, one log-likelihood request per request and id. A request whose
-    prompt does not fit the model's context gets an empty tuple."""
+    token), and a request whose prompt does not fit the model's context gets an empty
+    tuple; on another, one log-likelihood request per request and id."""
     if scores_first_tokens(backend):
         one = [replace(r, max_new_tokens=1, score_ids=ids) for r in requests]
         return [o.first_logprobs for o in backend.generate(one)]
@@ -249,6 +254,12 @@ def scores_first_tokens(backend: Any) -> bool:
     """Whether `backend` returns first-token log-probabilities from generate() (a backend
     registered without saying is taken not to)."""
     return bool(getattr(backend, "scores_first_tokens", False))
+
+
+def too_long_judgment() -> Judgment:
+    """No verdict: the judge's prompt does not fit its model's context (recorded as a parse
+    error, never read as a verdict on an empty output)."""
+    return Judgment(parse_error=True, raw="the judge prompt is longer than the judge's context")
 
 
 def parse_or_error(parse: Callable[[str], Judgment], text: str) -> Judgment:

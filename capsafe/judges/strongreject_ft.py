@@ -34,6 +34,7 @@ from capsafe.judges.classifier import (
     ModelJudgeSpec,
     first_logprobs,
     score_token_ids,
+    too_long_judgment,
 )
 from capsafe.judges.clipping import ClippedModelJudge
 from capsafe.records import JudgeItem, Judgment
@@ -112,7 +113,7 @@ class StrongRejectScorer(ClippedModelJudge):
         out = []
         for lps in first_logprobs(self.backend, requests, ids):
             if not lps:  # the prompt does not fit the scorer's context: no score, said so
-                out.append(Judgment(parse_error=True, raw="prompt longer than the context"))
+                out.append(too_long_judgment())
                 continue
             s = expected_score(lps)
             out.append(Judgment(harmful=s >= self.threshold, harmful_prob=s, raw=f"{s:.4f}"))
