@@ -549,6 +549,9 @@ def check_config(cfg: ExperimentConfig) -> None:
     g = cfg.generation
     BACKENDS.check_args(g.backend, "generation", model="m", batch_size=g.batch_size,
                         device=g.device, trust_remote_code=False, **g.args)  # fmt: skip
+    from capsafe.judges.embeddings import text_vectors
+
+    text_vectors()  # $CAPSAFE_EMBEDDING_MEMORY is read, and refused if bad, now
     for i, spec in enumerate(cfg.judges):
         where = f"judges.{i}.args"
         JUDGES.check_args(spec.name, where, **spec.args)

@@ -210,3 +210,18 @@ def test_text_vectors_keep_the_most_recently_used():
     memory.get(["ccc"], encode)  # "a" was used last, so "bb" goes
     memory.get(["bb", "a"], encode)
     assert calls[-1] == ["bb"] and len(memory) == 2
+
+
+def test_a_bad_embedding_memory_is_refused_naming_the_variable(monkeypatch):
+    from capsafe.errors import UserError
+    from capsafe.judges import embeddings
+
+    monkeypatch.setenv(embeddings.MEMORY_ENV, "lots")
+    embeddings.text_vectors.cache_clear()
+    try:
+        with pytest.raises(UserError, match="CAPSAFE_EMBEDDING_MEMORY must be a whole number"):
+            embeddings.text_vectors()
+        monkeypatch.setenv(embeddings.MEMORY_ENV, "5")
+        assert embeddings.text_vectors().capacity == 5
+    finally:
+        embeddings.text_vectors.cache_clear()
