@@ -21,7 +21,6 @@ from capsafe.config import (
     DecodingSpec,
     ExperimentConfig,
     JudgeSpec,
-    ModelSpec,
 )
 from capsafe.data import TASKS, DataContext, Task, load_prompt_set
 from capsafe.data.base import PROMPT_SETS, EmptySetError, take
@@ -46,6 +45,7 @@ from capsafe.plan import (
     judgment_key,
     plan_runs,
     score_key,
+    served_key,
     summarise,
 )
 from capsafe.progress import progress_bar, say, warn
@@ -428,15 +428,15 @@ def _generate_jobs(
         outputs = backend.generate(requests, progress=bar.update)
         tokens += sum(o.n_prompt_tokens + o.n_completion_tokens for o in outputs)
         bar.set_postfix_str(f"{tokens:,} tokens")
-        done = [(j, o) for j, o in zip(batch, outputs, strict=True) if o.finish_reason != FAILED]
+        done, failed = [], []
+        for j, o in zip(batch, outputs, strict=True):
+            (failed if o.finish_reason == FAILED else done).append((j, o))
         written += store.put_generations(
             [generation_row(j, decoding_json, backend.name, o) for j, o in done]
         )
         # A request a served model never answered is no response: recorded, sent again on
         # the next run, and counted on the report's first screen.
-        if failed := [
-            (j, o) for j, o in zip(batch, outputs, strict=True) if o.finish_reason == FAILED
-        ]:
+        if failed:
             store.put_request_failures(
                 [
                     RequestFailureRow(j.key, j.model_key, o.error or "no reason given")
@@ -719,13 +719,6 @@ def _served_keys(cfg: ExperimentConfig) -> list[str]:
         keys.append(served_key(b))
         keys += [served_key(a, keys[-1]) for a in cfg.adapters if cfg.adapter_base(a) == b.name]
     return keys
-
-
-def served_key(m: ModelSpec | AdapterSpec, base_key: str | None = None) -> str:
-    """The model key of a served model (a base, or with base_key an adapter on it): no
-    weights here to hash, so its served name and the revision the user gave."""
-    identity = digest(served=m.path, revision=m.revision)
-    return base_model_key(identity) if base_key is None else adapter_model_key(base_key, identity)
 
 
 def _endpoint_plan(cfg: ExperimentConfig, inputs: Inputs, db: Path | None) -> dict[str, Any]:

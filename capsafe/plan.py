@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from capsafe.config import DecodingSpec, ExperimentConfig, FormatSpec, JudgeSpec, RecipeSpec
+from capsafe.config import (
+    AdapterSpec,
+    DecodingSpec,
+    ExperimentConfig,
+    FormatSpec,
+    JudgeSpec,
+    ModelSpec,
+    RecipeSpec,
+)
 from capsafe.finetune.mixing import TrainingData
 from capsafe.finetune.recipes import Recipe
 from capsafe.keys import canonical_json, digest, judge_identity_args
@@ -169,6 +177,13 @@ def adapter_model_key(base_key: str, adapter_hash: str) -> str:
 
 def base_model_key(content_hash: str) -> str:
     return digest(base=content_hash, adapter=None)
+
+
+def served_key(m: ModelSpec | AdapterSpec, base_key: str | None = None) -> str:
+    """The model key of a served model (a base, or with base_key an adapter on it): no
+    weights here to hash, so its served name and the revision the user gave."""
+    identity = digest(served=m.path, revision=m.revision)
+    return base_model_key(identity) if base_key is None else adapter_model_key(base_key, identity)
 
 
 @dataclass(frozen=True)

@@ -247,12 +247,12 @@ class TransformersBackend:
     ) -> list[_Prompt]:
         """Generate the greedy, unscored prompts with continuous batching (into `outputs`);
         returns the others, which batch statically."""
-        groups: dict[int, list[_Prompt]] = {}
+        groups: dict[Hashable, list[_Prompt]] = {}  # greedy requests differ in length only
         rest = []
         for p in prompts:
             r = p.request
             if r.temperature == 0 and not r.score_ids:
-                groups.setdefault(r.max_new_tokens, []).append(p)
+                groups.setdefault(decoding_key(r), []).append(p)
             else:
                 rest.append(p)
         step = self.batch_size * CONTINUOUS_CHUNK
