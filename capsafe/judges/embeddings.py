@@ -60,9 +60,10 @@ def cache_key(texts: Sequence[str]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-# How many texts' vectors a process keeps (1.5 KB each: the default is about 0.3 GB). The
-# pipeline judges judge by judge, so a study whose responses outnumber this re-encodes
-# what fell out for each judge that embeds; raise it where memory allows.
+# How many texts' vectors a process keeps (1.5 KB each: the default is about 0.3 GB by
+# arithmetic, not measured). The pipeline judges judge by judge, so a study whose
+# responses outnumber this re-encodes what fell out for each judge that embeds; raise it
+# where memory allows.
 MEMORY_ENV = "CAPSAFE_EMBEDDING_MEMORY"
 DEFAULT_MEMORY = 200_000
 
