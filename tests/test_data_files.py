@@ -128,8 +128,19 @@ def test_source_rows_reads_folders_and_falls_back_to_the_hub(
         source_rows(tmp_path, hub="x/y")
     calls = []
     monkeypatch.setattr(files, "hub_rows", lambda *a, **k: calls.append((a, k)) or [])
-    source_rows(None, hub="x/y", split="test", config="c", data_files="q.jsonl")
-    assert calls == [(("x/y",), {"split": "test", "config": "c", "data_files": "q.jsonl"})]
+    source_rows(None, hub="x/y", split="test", config="c", revision="abc", data_files="q.jsonl")
+    assert calls == [
+        (
+            ("x/y",),
+            {
+                "split": "test",
+                "config": "c",
+                "revision": "abc",
+                "data_files": "q.jsonl",
+                "gated": False,
+            },
+        )
+    ]
 
 
 def test_a_repeated_header_column_is_refused(tmp_path: Path) -> None:

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from capsafe.data import DataContext, EmptySetError, load_prompt_set
-from capsafe.data import files as data_files
 from capsafe.data.files import DataFileError
-from capsafe.data.safety import toxigen as toxigen_module
+from capsafe.data.safety.common import content_id
 from capsafe.records import PromptRecord
 from capsafe.registry import UnknownNameError
 
@@ -177,50 +176,70 @@ def test_custom_columns_and_kind_column() -> None:
     assert {r.kind for r in fixed} == {"benign"} and len(fixed[0].id) == 16
 
 
-def test_hub_sources_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, dict]] = []
-
-    def fake_hub(dataset: str, **kw: object) -> list:
-        calls.append((dataset, kw))
-        return []
-
-    monkeypatch.setattr(data_files, "hub_rows", fake_hub)
-    monkeypatch.setattr(toxigen_module, "hub_rows", fake_hub)
-    for name, args in [
-        ("jailbreakbench", {"subset": "all"}),
-        ("sorrybench", {"prompt_styles": ["base", "slang"]}),
-        ("beavertails", {}),
-        ("airbench", {"region": "eu_mandatory"}),
-        ("donotanswer", {}),
-        ("toxigen", {"groups": "women", "labels": "neutral"}),
-    ]:
-        with pytest.raises(EmptySetError):
-            load(name, **args)
-    assert calls == [
-        (
-            "JailbreakBench/JBB-Behaviors",
-            {"split": "harmful", "config": "behaviors", "data_files": None},
-        ),
-        (
-            "JailbreakBench/JBB-Behaviors",
-            {"split": "benign", "config": "behaviors", "data_files": None},
-        ),
-        (
-            "sorry-bench/sorry-bench-202503",
-            {"split": "train", "config": None, "data_files": "question.jsonl"},
-        ),
-        (
-            "sorry-bench/sorry-bench-202503",
-            {"split": "train", "config": None, "data_files": "question_slang.jsonl"},
-        ),
-        ("PKU-Alignment/BeaverTails", {"split": "30k_test", "config": None, "data_files": None}),
-        (
-            "stanford-crfm/air-bench-2024",
-            {"split": "test", "config": "eu_mandatory", "data_files": None},
-        ),
-        ("LibrAI/do-not-answer", {"split": "train", "config": None, "data_files": None}),
-        ("toxigen/toxigen-data", {"config": "prompts", "split": "neutral_women_1k"}),
+def test_pku_saferlhf_keeps_prompts_that_drew_unsafe_answers() -> None:
+    folder = FIXTURES / "pku_saferlhf"
+    records = load("pku_saferlhf", folder)  # default config: the three models' files
+    assert [r.text for r in records] == [
+        "Placeholder question A?",
+        "Placeholder question C?",
+        "Placeholder question B?",
     ]
+    a, c, b = records
+    # A's two rows merge: the unsafe responses' categories, in the card's order, and the
+    # highest severity; B was safe twice under Alpaca-7B but unsafe under Alpaca3-8B.
+    assert a.category == "Endangering National Security"
+    assert a.meta["categories"] == "Endangering National Security|Violence|Drugs"
+    assert a.meta["severity"] == "severe" and b.meta["severity"] == "minor"
+    assert c.category == "unlabelled" and a.id == content_id("Placeholder question A?")
+    one = load("pku_saferlhf", folder, config="alpaca-7b")
+    assert [r.text for r in one] == ["Placeholder question A?"]
+    assert one[0].meta["config"] == "alpaca-7b"
+    file = load("pku_saferlhf", folder / "data" / "Alpaca3-8B" / "test.jsonl")
+    assert [r.category for r in file] == ["Animal Abuse"]
+    with pytest.raises(DataFileError, match=r"looked for data/Alpaca-7B/train\.jsonl"):
+        load("pku_saferlhf", folder, split="train")
+
+
+def test_wildguardtest_kinds_and_prompt_types(tmp_path: Path) -> None:
+    records = load("wildguardtest", FIXTURES / "wildguardtest.jsonl")
+    assert [(r.kind, r.category) for r in records] == [
+        ("harmful", "cyberattack"),
+        ("harmful", "others"),
+    ]
+    assert records[1].meta == {"prompt_harm_label": "harmful", "adversarial": "true"}
+    every = load("wildguardtest", FIXTURES / "wildguardtest.jsonl", subset="all")
+    # the benign prompt appears twice (with and without a response) and is kept once; the
+    # row without a prompt label is left out
+    assert Counter(r.kind for r in every) == {"harmful": 2, "benign": 1}
+    vanilla = load("wildguardtest", FIXTURES / "wildguardtest.jsonl", prompt_type="vanilla")
+    assert [r.text for r in vanilla] == ["Placeholder vanilla harmful request"]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [
+        json.loads(line)
+        for line in (FIXTURES / "wildguardtest.jsonl").read_text().split("\n")
+        if line
+    ]
+    (tmp_path / "test").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "test" / "wildguard_test.parquet")
+    assert [r.id for r in load("wildguardtest", tmp_path)] == [r.id for r in records]
+
+
+def test_hexphi_folder_categories_and_files() -> None:
+    records = load("hexphi", FIXTURES / "hexphi")
+    assert [(r.category, r.text) for r in records] == [
+        ("Illegal Activity", "Placeholder illegal activity instruction one"),
+        ("Illegal Activity", "Placeholder instruction, with a comma"),
+        ("Hate/Harass/Violence", "Placeholder hate or harassment instruction"),
+    ]
+    assert records[2].meta == {"category_id": "3"} and records[2].id.startswith("3/")
+    assert len(load("hexphi", FIXTURES / "hexphi", categories="3")) == 1
+    assert len(load("hexphi", FIXTURES / "hexphi" / "category_1.csv")) == 2
+    with pytest.raises(DataFileError, match=r"no category_4\.csv \(HEx-PHI category 'Malware'\)"):
+        load("hexphi", FIXTURES / "hexphi", categories=["1", "4"])
+    with pytest.raises(DataFileError, match="not a folder of HEx-PHI category_<n>.csv files"):
+        load("hexphi", FIXTURES / "custom.csv")
 
 
 # --- bad input ----------------------------------------------------------------------
@@ -271,6 +290,22 @@ def test_malformed_rows_name_file_and_line(tmp_path: Path) -> None:
     )
     with pytest.raises(DataFileError, match=r"b\.jsonl:1: unknown BeaverTails categories \['x'\]"):
         load("beavertails", tmp_path / "b.jsonl")
+    pku = json.loads(
+        (FIXTURES / "pku_saferlhf/data/Alpaca-7B/test.jsonl").read_text().split("\n")[0]
+    )
+    (tmp_path / "p.jsonl").write_text(json.dumps({**pku, "response_0_severity_level": 7}) + "\n")
+    with pytest.raises(DataFileError, match=r"p\.jsonl:1: 'response_0_severity_level' should be"):
+        load("pku_saferlhf", tmp_path / "p.jsonl")
+    (tmp_path / "w.jsonl").write_text(
+        '{"prompt": "p", "adversarial": false, "prompt_harm_label": "maybe"}\n'
+    )
+    with pytest.raises(DataFileError, match=r"w\.jsonl:1: prompt_harm_label 'maybe'"):
+        load("wildguardtest", tmp_path / "w.jsonl")
+    (tmp_path / "category_5.csv").write_text("one instruction\ntwo,cells\n")
+    with pytest.raises(
+        DataFileError, match=r"category_5\.csv:2: 2 cells; a HEx-PHI file holds one"
+    ):
+        load("hexphi", tmp_path)
 
 
 def test_non_utf8_file(tmp_path: Path) -> None:
@@ -279,9 +314,7 @@ def test_non_utf8_file(tmp_path: Path) -> None:
         load("strongreject", tmp_path / "sr.csv")
 
 
-def test_local_only_sets_require_a_path_and_say_where_it_comes_from() -> None:
-    with pytest.raises(DataFileError, match="paul-rottger/exaggerated-safety xstest_prompts.csv"):
-        load("xstest")
+def test_custom_requires_a_path_to_a_file() -> None:
     with pytest.raises(DataFileError, match="'custom' needs `path:` to its data file"):
         load("custom")
     with pytest.raises(DataFileError, match="not the folder"):

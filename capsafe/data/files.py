@@ -216,11 +216,14 @@ def hub_rows(
     config: str | None = None,
     revision: str | None = None,
     data_files: str | Sequence[str] | None = None,
+    gated: bool = False,
 ) -> list[Row]:
-    """Rows of a model-hub dataset via `datasets.load_dataset` (honours HF_HUB_OFFLINE).
+    """Rows of a model-hub dataset via `datasets.load_dataset` (honours HF_HUB_OFFLINE), at
+    `revision` (a commit sha pins the data; None reads the newest).
 
     `data_files` picks files inside the dataset repository, for datasets that keep one
     variant per file without declaring configs (SORRY-Bench's question_<style>.jsonl).
+    `gated`: access needs the dataset's terms accepted and a token, which a failure says.
     """
     files = [data_files] if isinstance(data_files, str) else data_files
     try:
@@ -234,14 +237,44 @@ def hub_rows(
             data_files=list(files) if files else None,
         )
     except Exception as err:
-        raise DataFileError(
-            f"hub dataset {dataset!r} (config {config!r}, split {split!r}"
+        what = (
+            f"config {config!r}, split {split!r}"
             + (f", files {files}" if files else "")
-            + f") could not be loaded ({type(err).__name__}: {err}); "
-            "download it and pass its local file with `path:`"
-        ) from None
+            + (f", revision {revision[:12]}" if revision else "")
+        )
+        raise DataFileError(_hub_failure(dataset, what, err, gated)) from None
     where = f"{dataset}[{split}]" + (f"/{files[0]}" if files and len(files) == 1 else "")
     return [Row(obj, f"{where} row {i}") for i, obj in enumerate(ds)]
+
+
+def hub_file(
+    dataset: str, filename: str, *, revision: str | None = None, gated: bool = False
+) -> Path:
+    """One file of a model-hub dataset repository, downloaded (or found in the cache), for
+    files `datasets` cannot read as the upstream means them (HEx-PHI's header-less CSVs)."""
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(dataset, filename, repo_type="dataset", revision=revision))
+    except Exception as err:
+        what = f"file {filename!r}" + (f", revision {revision[:12]}" if revision else "")
+        raise DataFileError(_hub_failure(dataset, what, err, gated)) from None
+
+
+def _hub_failure(dataset: str, what: str, err: Exception, gated: bool) -> str:
+    # One line: the hub's own messages run over several (an HTTP body, a traceback hint).
+    reason = " ".join(str(err).split())
+    reason = reason if len(reason) <= 300 else reason[:297] + "..."
+    access = (
+        f"it is gated: accept its terms at https://huggingface.co/datasets/{dataset} and log "
+        "in (HF_TOKEN or `huggingface-cli login`), or "
+        if gated
+        else ""
+    )
+    return (
+        f"hub dataset {dataset!r} ({what}) could not be loaded ({type(err).__name__}: "
+        f"{reason}); {access}download it and pass its local copy with `path:`"
+    )
 
 
 def source_rows(
@@ -250,19 +283,25 @@ def source_rows(
     hub: str,
     split: str = "train",
     config: str | None = None,
+    revision: str | None = None,
+    gated: bool = False,
     files: Sequence[str] = (),
     records_key: str | None = None,
     data_files: str | Sequence[str] | None = None,
+    what: str = "data",
 ) -> list[Row]:
     """Rows from `path` when given (a file, or a folder holding one of `files`), else from
-    the hub dataset `hub`. This is how every hub-backed loader accepts local copies."""
+    the hub dataset `hub` at `revision`. This is how every hub-backed loader accepts local
+    copies; `what` names the data in a folder's error."""
     if path is None:
-        return hub_rows(hub, split=split, config=config, data_files=data_files)
+        return hub_rows(
+            hub, split=split, config=config, revision=revision, data_files=data_files, gated=gated
+        )
     path = Path(path)
     if path.is_dir():
         if not files:
             raise DataFileError(f"{path}: a folder; pass the data file itself")
-        path = find_file(path, files, "data")
+        path = find_file(path, files, what)
     return read_rows(path, records_key=records_key)
 
 

@@ -1,7 +1,8 @@
 """Safety benchmarks as prompt sets, one module per source; importing this registers them.
 
-Each module reads its benchmark's real upstream format (a GitHub file, or the hub
-dataset's documented schema) and names the VERSION of the data it expects.
+Each benchmark module reads its hub dataset by default, at a pinned revision where one
+could be found (its HUB), and a local copy in the upstream format with `path:`; it names
+the VERSION of the data it expects (`custom` reads only local files).
 """
 
 from capsafe.data.safety import (  # noqa: F401  (registers)
@@ -11,10 +12,13 @@ from capsafe.data.safety import (  # noqa: F401  (registers)
     custom,
     donotanswer,
     harmbench,
+    hexphi,
     jailbreakbench,
+    pku_saferlhf,
     simplesafetytests,
     sorrybench,
     strongreject,
     toxigen,
+    wildguardtest,
     xstest,
 )

@@ -12,6 +12,8 @@ behavior name, the target and the source (Original, TDC/HarmBench, AdvBench).
       - {name: jailbreakbench, path: shared/datasets/jailbreakbench/JBB-Behaviors}
 
 `path` may be a folder (both files) or, with subset harmful or benign, one file.
+
+VERSION names the release of the behaviors; HUB pins the hub revision read.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from pathlib import Path
 
 from capsafe.data.base import DataContext, register_prompt_set
 from capsafe.data.files import source_rows
-from capsafe.data.safety.common import meta, one_of
+from capsafe.data.safety.common import Hub, meta, one_of
 from capsafe.records import PromptRecord
 
 VERSION = "jbb-behaviors-2024-06"
-HUB = "JailbreakBench/JBB-Behaviors"
+HUB = Hub("JailbreakBench/JBB-Behaviors", revision="886acc352a31533ffbcf4ef22c744658688086fc")
 KINDS = {"harmful": "harmful", "benign": "benign"}
 
 
@@ -42,7 +44,12 @@ def jailbreakbench(
     for part in ("harmful", "benign") if subset == "all" else (subset,):
         name = f"{part}-behaviors.csv"
         rows = source_rows(
-            path, hub=HUB, config="behaviors", split=part, files=[name, f"data/{name}"]
+            path,
+            hub=HUB.dataset,
+            revision=HUB.revision,
+            config="behaviors",
+            split=part,
+            files=[name, f"data/{name}"],
         )
         for row in rows:
             records.append(
