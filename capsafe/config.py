@@ -148,6 +148,16 @@ class FinetuneSpec(Strict):
     target_modules: str | list[str] = "all-linear"
     scheduler: Literal["constant", "linear", "cosine"] = "constant"
     warmup_ratio: Float = Field(default=0.0, ge=0, lt=1)
+    # Trackers the Trainer's logs also go to ("none", a name or a list; read as a list):
+    # capsafe.finetune.tracking. No part of a run's identity, so changing it retrains nothing.
+    report_to: list[str] = []
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _report_to(cls, value: Any) -> list[str]:
+        from capsafe.finetune.tracking import tracker_names
+
+        return tracker_names(value)
 
     @field_validator("recipes")
     @classmethod

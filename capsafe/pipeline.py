@@ -26,6 +26,7 @@ from capsafe.data import TASKS, DataContext, Task, load_prompt_set
 from capsafe.data.base import PROMPT_SETS, EmptySetError, take
 from capsafe.errors import UserError
 from capsafe.finetune.checkpoints import non_finite_tensors
+from capsafe.finetune.tracking import check_trackers
 from capsafe.formats import build_request
 from capsafe.judges import JUDGES, Judge
 from capsafe.keys import canonical_json, digest, folder_content_hash
@@ -549,6 +550,7 @@ def check_config(cfg: ExperimentConfig) -> None:
     g = cfg.generation
     BACKENDS.check_args(g.backend, "generation", model="m", batch_size=g.batch_size,
                         device=g.device, trust_remote_code=False, **g.args)  # fmt: skip
+    check_trackers(cfg.finetune.report_to if cfg.finetune else [])  # not after loading a base
     from capsafe.judges.embeddings import text_vectors
 
     text_vectors()  # $CAPSAFE_EMBEDDING_MEMORY is read, and refused if bad, now

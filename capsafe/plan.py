@@ -101,8 +101,9 @@ def finetune_settings(cfg: ExperimentConfig, recipe: RecipePlan | None = None) -
     recipes existed; any other recipe adds its name, version, arguments, label and rounds.
     """
     assert cfg.finetune is not None
+    # report_to only says where training metrics are sent: it shapes no run.
     ft = cfg.finetune.model_dump(
-        mode="json", exclude={"grid", "seeds", "format", "recipes", "rounds"}
+        mode="json", exclude={"grid", "seeds", "format", "recipes", "rounds", "report_to"}
     )
     spec = recipe.spec if recipe else None
     fmt = cfg.training_format(spec)

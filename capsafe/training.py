@@ -15,6 +15,7 @@ capability accuracy and ends the run at the first epoch reaching its target.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from capsafe.data import TASKS, DataContext, Task
 from capsafe.finetune.checkpoints import failure, stopped_epoch
 from capsafe.finetune.mixing import training_data
 from capsafe.finetune.recipes import Recipe, RecipeError, build_recipe
+from capsafe.finetune.tracking import TRACKING_DIR, Tracking
 from capsafe.formats import system_text
 from capsafe.keys import canonical_json, folder_content_hash
 from capsafe.plan import RecipePlan, RoundData, RoundPlan, RunPlan, adapter_model_key
@@ -211,7 +213,16 @@ def _train_round(cfg, run: RunPlan, rd: RoundPlan, base_dir: Path, init, stop_wh
         init_adapter=init,
         kl_beta=run.recipe.recipe.kl_beta,
         stop_when=stop_when,
+        tracking=_tracking(cfg, run, rd),
     )
+
+
+def _tracking(cfg: ExperimentConfig, run: RunPlan, rd: RoundPlan) -> Tracking | None:
+    assert cfg.finetune is not None and cfg.output_dir is not None
+    if not cfg.finetune.report_to:
+        return None
+    return Tracking(tuple(cfg.finetune.report_to), tracker_run_name(run, rd),
+                    cfg.output_dir / TRACKING_DIR, project=cfg.name)  # fmt: skip
 
 
 def _projector(cfg: ExperimentConfig, recipe: Recipe, base_dir: Path):
@@ -249,6 +260,17 @@ def checkpoint_model(run: RunPlan, base_dir: Path, c: CheckpointRow) -> ModelRow
     return ModelRow(
         c.model_key, run.base_name, str(base_dir), run.base_key, run.run_id, c.epoch, c.adapter_dir
     )
+
+
+def tracker_run_name(run: RunPlan, rd: RoundPlan) -> str:
+    """A run's name in the trackers: its settings, then its run key's first 16 characters
+    (its folder's name under runs/<base>/), so that no two runs share one; each round of a
+    multi-round run is its own tracker run, `<name>/round-k`."""
+    h = run.hparams
+    parts = [run.base_name, run.level, f"lr{h['learning_rate']:g}", f"r{h['rank']}",
+             f"a{h['alpha']}", f"s{run.seed}", run.run_id[:16]]  # fmt: skip
+    name = "-".join(re.sub(r"[^A-Za-z0-9._=-]+", "_", p) for p in parts)
+    return f"{name}/round-{rd.index}" if len(run.rounds) > 1 else name
 
 
 def run_label(run: RunPlan) -> str:

@@ -107,7 +107,7 @@ def test_recipe_arguments_are_part_of_the_run_id_and_baseline_ids_are_unchanged(
     cfg = load_config(_recipes_config(small_config))
     inputs = load_inputs(cfg, progress=False)
     settings = cfg.finetune.model_dump(
-        mode="json", exclude={"grid", "seeds", "format", "recipes", "rounds"}
+        mode="json", exclude={"grid", "seeds", "format", "recipes", "rounds", "report_to"}
     )
     old = digest(
         base="k",

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from capsafe.finetune.checkpoints import (
     TRAINER_DIR,
@@ -43,6 +43,9 @@ from capsafe.finetune.checkpoints import (
 )
 from capsafe.keys import canonical_json, digest
 from capsafe.records import TrainExample
+
+if TYPE_CHECKING:
+    from capsafe.finetune.tracking import Tracking
 
 __all__ = ["EpochCheckpoint", "LoraHparams", "finetune_lora"]
 
@@ -99,6 +102,7 @@ def finetune_lora(
     init_adapter: Path | None = None,
     kl_beta: float = 0.0,
     stop_when: Callable[[EpochCheckpoint], bool] | None = None,
+    tracking: Tracking | None = None,
 ) -> list[EpochCheckpoint]:
     """Fine-tune a LoRA adapter on `examples`; write one adapter per epoch to out_dir/epoch-k.
 
@@ -132,6 +136,9 @@ def finetune_lora(
     reason is recorded in the run folder (capsafe_failed.json, read with
     checkpoints.failure) and the epochs finished before it are returned; a later call with
     the same inputs does not train again.
+
+    tracking: also report the Trainer's logs (one per epoch) to these trackers
+    (capsafe.finetune.tracking); no part of the run's identity, and it changes no adapter.
     """
     from capsafe.backends.loading import resolve_source
 
@@ -175,6 +182,7 @@ def finetune_lora(
                     init_adapter=init_adapter,
                     kl_beta=kl_beta,
                     stop_when=stop_when,
+                    tracking=tracking,
                 )
             except TrainingDiverged as err:
                 mark_failed(out_dir, err)
@@ -262,6 +270,7 @@ def _train(
     init_adapter: Path | None,
     kl_beta: float,
     stop_when: Callable[[EpochCheckpoint], bool] | None,
+    tracking: Tracking | None,
 ) -> None:
     from capsafe.finetune.sft import (
         EpochHook,
@@ -271,6 +280,7 @@ def _train(
         resolve_train_device,
         training_context,
     )
+    from capsafe.finetune.tracking import tracked
 
     def on_saved(checkpoint: Path) -> bool:
         ck = export_epoch(checkpoint, out_dir, meta)
@@ -284,7 +294,7 @@ def _train(
     checkpoints = trainer_checkpoints(out_dir)
     trainer = None
     try:
-        with training_context(resolved):
+        with training_context(resolved), tracked(tracking):
             trainer = build_trainer(
                 base,
                 examples,
@@ -298,6 +308,7 @@ def _train(
                 callbacks=[EpochHook(on_saved)],
                 init_adapter=init_adapter,
                 kl_beta=kl_beta,
+                tracking=tracking,
             )
             trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
     finally:

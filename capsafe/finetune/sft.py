@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from trl import SFTTrainer
 
     from capsafe.finetune.lora import LoraHparams
+    from capsafe.finetune.tracking import Tracking
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,12 @@ def _tokenizer_files(base: str) -> list[list[Any]]:
 
 
 def sft_config(
-    h: LoraHparams, seed: int, trainer_dir: Path, device: TrainDevice, progress: bool
+    h: LoraHparams,
+    seed: int,
+    trainer_dir: Path,
+    device: TrainDevice,
+    progress: bool,
+    tracking: Tracking | None = None,
 ) -> Any:
     from trl import SFTConfig
 
@@ -149,7 +155,9 @@ def sft_config(
         enable_jit_checkpoint=False,
         # The epoch's mean loss is logged before the checkpoint is saved, so it is inside it.
         logging_strategy="epoch",
-        report_to="none",
+        # Where those logs also go (capsafe.finetune.tracking); it changes no result.
+        report_to=list(tracking.report_to) if tracking and tracking.report_to else "none",
+        run_name=tracking.run_name if tracking else None,
         disable_tqdm=not progress,
         use_cpu=not device.cuda,
         bf16=device.dtype == "bfloat16",  # TRL's default (None) would turn bf16 on for CPU
@@ -174,11 +182,14 @@ def build_trainer(
     callbacks: Sequence[TrainerCallback] = (),
     init_adapter: Path | None = None,
     kl_beta: float = 0.0,
+    tracking: Tracking | None = None,
 ) -> SFTTrainer:
     """An SFTTrainer with a fresh LoRA adapter (initialised from `seed`) on `base`, or, with
     `init_adapter`, continuing to train that adapter (a later round of a multi-round run: the
     weights carry over, the optimizer and scheduler start afresh). `kl_beta` > 0 adds the
-    kl_to_aligned penalty (capsafe.finetune.regularised)."""
+    kl_to_aligned penalty (capsafe.finetune.regularised). `tracking` says where the Trainer's
+    logs are reported (capsafe.finetune.tracking; its environment must be set around this
+    call and training, see tracking.tracked)."""
     from datasets import Dataset
     from peft import LoraConfig, PeftModel
     from trl import SFTTrainer
@@ -212,7 +223,7 @@ def build_trainer(
         from capsafe.finetune.regularised import KLToAlignedTrainer
 
         trainer_class, extra = KLToAlignedTrainer, {"kl_beta": kl_beta}
-    args = sft_config(hparams, seed, trainer_dir, device, progress)
+    args = sft_config(hparams, seed, trainer_dir, device, progress, tracking)
     key = PREPARED.key(base, tokenizer, examples, system_prompt, hparams.max_length)
     prepared = PREPARED.get(key)
     if prepared is not None:  # tokenised for an earlier run: TRL takes it as it is
