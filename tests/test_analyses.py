@@ -402,3 +402,32 @@ def test_anchoring_reads_capability_under_one_format_when_several_were_tested():
         b.rows(), spec.model_copy(update={"capability_target": CapabilityTarget(accuracy=0.5)})
     )
     assert a.anchoring is not None and [x.model.epoch for x in a.anchoring.anchors] == [1]
+
+
+def test_sampling_seeds_are_a_factor_where_responses_were_sampled():
+    """The report pooled sampling seeds; where a config samples, each sample seed's rates
+    give a spread over sample_seed and a component of the variance decomposition."""
+    b = RowBuilder()
+    base = b.base()
+    b.labels(base, "harmful", _harm(1))
+    for seed in (0, 1, 2):
+        ck = b.checkpoint(f"r{seed}", 1, seed=seed)
+        for sample, k in ((0, 2), (1, 8)):  # sampling moves the rate; fine-tuning seeds not
+            b.labels(ck, "harmful", _harm(k), sample_seed=sample)
+    a = run_analyses(b.rows(), n_boot=50)
+    over = [s for s in a.spreads if s.factor == "sample_seed"]
+    assert over and all((s.min, s.max, s.n_levels) == (0.2, 0.8, 2) for s in over)
+    assert all(s.std == 0 for s in a.spreads if s.factor == "seed")  # pooled, each seed 0.5
+    comps = {c.factor: c for c in a.decomposition.components}
+    # The largest component (REML on six rates puts a little on seed, whose true share is 0).
+    assert comps["sample_seed"].share == max(c.share for c in comps.values()) > 0.5
+    assert all(r.sample_seed is None for r in a.rates)  # every other number stays pooled
+    # Greedy stores (one sample seed) are decomposed as before, without the factor.
+    g = RowBuilder()
+    for seed, k in ((0, 2), (1, 8), (2, 5)):
+        ck = g.checkpoint(f"r{seed}", 1, seed=seed)
+        for judge in ("j1", "j2"):
+            g.labels(ck, "harmful", _harm(k), judge=judge)
+    greedy = run_analyses(g.rows(), n_boot=50).decomposition
+    assert "seed" in {c.factor for c in greedy.components}
+    assert "sample_seed" not in {c.factor for c in greedy.components}

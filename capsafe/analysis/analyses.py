@@ -75,6 +75,10 @@ def run_analyses(
     spec = spec or ReportSpec()
     notes: dict[str, str] = {}
     rates = [r for r in cell_rates(rows, n_boot=n_boot) if r.sample_seed is None]
+    # Where responses were sampled, each sampling seed's rates too: sampling is a factor of
+    # its own, beside fine-tuning seeds and formats (point estimates; the CIs stay pooled).
+    sampled = len({g.sample_seed for g in rows.generations}) > 1
+    by_sample = cell_rates(rows, n_boot=0, by_sample_seed=True) if sampled else []
     present = {r.metric for r in rates}
     safety = SAFETY_METRIC if SAFETY_METRIC in present else None
     if safety is None:
@@ -107,7 +111,7 @@ def run_analyses(
             "Harmfulness versus compliance needs a harmful label and a refusal label on the "
             "same harmful prompts; the store has not both."
         )
-    decomposition = _decomposition(rates, safety, notes)
+    decomposition = _decomposition(by_sample or rates, safety, notes)
     coherence = _coherence_judge(rates)
     reliability = None
     if coherence is None:
@@ -144,7 +148,7 @@ def run_analyses(
         reliability=reliability,
         coherence_judge=coherence,
         n_boot=n_boot,
-        spreads=_spreads(rates, safety, capability),
+        spreads=_spreads(rates, safety, capability, by_sample),
         seed_spreads=spread_over(rates, "seed"),
         setting_tests=_setting_tests(rates, safety, anchoring, notes),
         power=power,
@@ -177,14 +181,23 @@ def _capability_format(rates: list[CellRate], capability: str, wanted: str | Non
 
 
 def _spreads(
-    rates: list[CellRate], safety: str | None, capability: str | None
-) -> list[FactorSpread]:
-    """Mean, std, min and max over each factor that varies, for fine-tuned runs."""
-    kept = [r for r in rates if not r.model.is_base and (
-        r.metric == safety or (r.metric == "accuracy" and r.benchmark == capability))]  # fmt: skip
+    rates: list[CellRate], safety: str | None, capability: str | None,
+    by_sample: list[CellRate],
+) -> list[FactorSpread]:  # fmt: skip
+    """Mean, std, min and max over each factor that varies, for fine-tuned runs; over
+    sampling seeds from each seed's rates (`by_sample`), every other factor from the pooled."""
+
+    def wanted(r: CellRate) -> bool:
+        task = r.metric == "accuracy" and r.benchmark == capability
+        return not r.model.is_base and (r.metric == safety or task)
+
+    def kept(rs: list[CellRate]) -> list[CellRate]:
+        return [r for r in rs if wanted(r)]
+
     out = []
     for factor in FACTORS:
-        out += [s for s in spread_over(kept, factor) if s.n_levels > 1]
+        source = kept(by_sample) if factor == "sample_seed" else kept(rates)
+        out += [s for s in spread_over(source, factor) if s.n_levels > 1]
     return out
 
 
@@ -217,7 +230,8 @@ def _coherence_judge(rates: list[CellRate]) -> str | None:
 def _decomposition(
     rates: list[CellRate], safety: str | None, notes: dict[str, str]
 ) -> VarianceDecomposition | None:
-    """Variance of the safety rate over the fine-tuned runs at their last epoch."""
+    """Variance of the safety rate over the fine-tuned runs at their last epoch (`rates`:
+    pooled over sampling seeds, or each sampling seed's)."""
     runs = [r for r in rates if r.metric == safety and not r.model.is_base]
     if not runs:
         notes["variance"] = "No safety rates of fine-tuned checkpoints to decompose."
@@ -229,8 +243,11 @@ def _decomposition(
             f"Only one fine-tuning seed at epoch {last}: seed-to-seed variance cannot be "
             "estimated, so seed is left out of the decomposition."
         )
+    # Each sampling seed's rates, where responses were sampled: sample_seed is a factor.
+    sampled = bool(at) and at[0].sample_seed is not None
+    factors = VARIANCE_FACTORS + (("sample_seed",) if sampled else ())
     try:
-        return decompose(at, VARIANCE_FACTORS, method="mixedlm")
+        return decompose(at, factors, method="mixedlm")
     # MixedLM raises numpy's LinAlgError on a singular design (e.g. two values).
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:
         seed_note = notes.get("variance", "")

@@ -62,6 +62,8 @@ def bootstrap_mean(
     if len(v) == 0:
         return Estimate(math.nan, math.nan, math.nan, 0)
     value = float(np.sum(w * v) / np.sum(w))
+    if n_boot == 0:  # the point estimate only
+        return Estimate(value, math.nan, math.nan, len(v))
     idx = np.random.default_rng(seed).integers(0, len(v), size=(n_boot, len(v)))
     boots = np.sum(w[idx] * v[idx], axis=1) / np.sum(w[idx], axis=1)
     return Estimate(value, *_percentile(boots, level), len(v))
