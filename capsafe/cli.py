@@ -34,7 +34,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(Path(args.config), args.overrides)
     if args.dry_run:
         check_config(cfg)
-        print(json.dumps(describe_plan(cfg, progress=not args.quiet), indent=2))
+        plan = describe_plan(cfg, progress=not args.quiet)
+        print(json.dumps(plan, indent=2) if args.json else plan_text(plan))
         return 0
     outcome = run_experiment(cfg, progress=not args.quiet, report=not args.no_report)
     print(
@@ -42,9 +43,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"generated {outcome.generated}, judged {outcome.judged}, scored {outcome.scored} "
         f"in {outcome.seconds:.1f} s"
     )
+    if outcome.step_seconds and not args.quiet:
+        from capsafe.cost import measured_table
+
+        print("capsafe: each step's time beside the cost estimate for the work it did:")
+        print(measured_table(outcome.estimate, *outcome.work(), outcome.step_seconds))
     if outcome.report:
         print(f"capsafe: report: {outcome.report}")
     return 0
+
+
+def plan_text(plan: dict[str, Any]) -> str:
+    """The dry run for a reader: the plan's size, what is stored, and the cost table."""
+    from capsafe.cost import StepCost, cost_table
+
+    p, stored = plan["plan"], plan["stored"]
+    lines = [
+        f"plan: {p['runs']} fine-tuning runs, {p['checkpoints']} checkpoints, {p['models']} "
+        f"models to generate on, {p['prompts_per_model']:,} responses per model",
+        f"      {p['generations']:,} responses, {p['judgments']:,} judgments",
+        "stored: " + (", ".join(f"{n:,} {t}" for t, n in stored.items()) or "nothing yet"),
+    ]
+    if "endpoint" in plan:
+        e = plan["endpoint"]
+        lines.append(f"endpoint: {e['requests']:,} requests to send, {e['prompt_characters']:,} "
+                     f"prompt characters, at most {e['max_completion_tokens']:,} completion "
+                     "tokens" + (f", {e['prompt_tokens']:,} prompt tokens"
+                                 if e["prompt_tokens"] is not None else ""))  # fmt: skip
+    lines.append("cost (the whole plan; throughput model: config `estimate`, docs/cost.md):")
+    lines.append(cost_table([StepCost(**c) for c in plan["cost"]]))
+    return "\n".join(lines)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -319,8 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="override config fields by dotted path, e.g. finetune.seeds=[0,1] safety.0.limit=20",
     )
     run.add_argument(
-        "--dry-run", action="store_true", help="print the plan and what is stored; run nothing"
+        "--dry-run",
+        action="store_true",
+        help="print the plan, what is stored and its cost (work, tokens, GPU-hours per step); "
+        "run nothing",
     )
+    run.add_argument("--json", action="store_true", help="with --dry-run: print it as JSON")
     run.add_argument("--no-report", action="store_true", help="skip writing the HTML report")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     run.set_defaults(func=_cmd_run)

@@ -56,6 +56,81 @@ class ModelSpec(Strict):
     path: str
     revision: str | None = None
     trust_remote_code: Bool = False
+    # Billions of parameters, for --dry-run's cost estimate only, where the weights are not
+    # on this machine and capsafe.cost.KNOWN_PARAMS does not list the model.
+    params: Float | None = Field(default=None, gt=0)
+
+
+class DecodingSpec(Strict):
+    """samples_per_prompt: N is shorthand for sample_seeds [0 .. N-1]."""
+
+    max_new_tokens: Int = Field(default=64, gt=0)
+    temperature: Float = Field(default=0.0, ge=0)  # 0 = greedy
+    top_p: Float = Field(default=1.0, gt=0, le=1)
+    sample_seeds: list[Int] = [0]  # one response per prompt per seed (greedy needs one)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _samples_per_prompt(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "samples_per_prompt" not in data:
+            return data
+        data = dict(data)
+        n = data.pop("samples_per_prompt")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"samples_per_prompt must be a positive integer, got {n!r}")
+        seeds = list(range(n))
+        if "sample_seeds" in data and list(data["sample_seeds"]) != seeds:
+            raise ValueError("give samples_per_prompt or sample_seeds, not both")
+        data["sample_seeds"] = seeds
+        return data
+
+    @model_validator(mode="after")
+    def _greedy_single_seed(self) -> DecodingSpec:
+        if not self.sample_seeds:
+            raise ValueError("sample_seeds must list at least one seed")
+        if len(set(self.sample_seeds)) != len(self.sample_seeds):
+            raise ValueError(f"sample_seeds repeat: {self.sample_seeds}")
+        if self.temperature == 0 and len(self.sample_seeds) > 1:
+            raise ValueError(
+                "greedy decoding (temperature 0) gives one response; list one sample seed"
+            )
+        return self
+
+
+class DecodingOverride(Strict):
+    """A prompt set's or the task's own decoding: each field given replaces the experiment's.
+
+    A response's decoding is, field by field: DecodingSpec's default < the set's or task's
+    default (capsafe.data.decoding, e.g. 512 new tokens for HarmBench) < the experiment's
+    `decoding`, for the fields it gives < the entry's own `decoding`.
+    """
+
+    max_new_tokens: Int | None = Field(default=None, gt=0)
+    temperature: Float | None = Field(default=None, ge=0)
+    top_p: Float | None = Field(default=None, gt=0, le=1)
+    sample_seeds: list[Int] | None = None
+    samples_per_prompt: Int | None = Field(default=None, gt=0)
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(include=self.model_fields_set, exclude_none=True)
+
+
+def resolve_decoding(
+    experiment: DecodingSpec, default: Mapping[str, Any], own: DecodingOverride | None
+) -> DecodingSpec:
+    """The decoding of one prompt set or task (precedence: see DecodingOverride); raises
+    ValueError when the merged settings are not a decoding (greedy with two seeds)."""
+    fields = {**default, **experiment.model_dump(include=experiment.model_fields_set)}
+    mine = own.given() if own is not None else {}
+    if "samples_per_prompt" in mine or "sample_seeds" in mine:
+        fields.pop("sample_seeds", None)  # the entry's seeds replace the experiment's
+        fields.pop("samples_per_prompt", None)
+    try:
+        return DecodingSpec(**{**fields, **mine})
+    except ValidationError as e:
+        err = e.errors()[0]
+        msg, loc = str(err.get("ctx", {}).get("error", err["msg"])), err["loc"]
+        raise ValueError(f"{'.'.join(map(str, loc))}: {msg}" if loc else msg) from None
 
 
 class PromptSetSpec(Strict):
@@ -71,6 +146,7 @@ class PromptSetSpec(Strict):
     stratify: Bool = False
     seed: Int = 0
     args: dict[str, Any] = {}
+    decoding: DecodingOverride | None = None  # this set's own decoding (see DecodingOverride)
 
 
 class TaskSpec(Strict):
@@ -81,6 +157,7 @@ class TaskSpec(Strict):
     train_limit: Int | None = Field(default=None, gt=0)
     test_limit: Int | None = Field(default=None, gt=0)
     args: dict[str, Any] = {}
+    decoding: DecodingOverride | None = None  # the task's own decoding (see DecodingOverride)
 
 
 class LoraGrid(Strict):
@@ -222,45 +299,24 @@ class FormatSpec(Strict):
         return self
 
 
-class DecodingSpec(Strict):
-    """samples_per_prompt: N is shorthand for sample_seeds [0 .. N-1]."""
-
-    max_new_tokens: Int = Field(default=64, gt=0)
-    temperature: Float = Field(default=0.0, ge=0)  # 0 = greedy
-    top_p: Float = Field(default=1.0, gt=0, le=1)
-    sample_seeds: list[Int] = [0]  # one response per prompt per seed (greedy needs one)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _samples_per_prompt(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or "samples_per_prompt" not in data:
-            return data
-        data = dict(data)
-        n = data.pop("samples_per_prompt")
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"samples_per_prompt must be a positive integer, got {n!r}")
-        seeds = list(range(n))
-        if "sample_seeds" in data and list(data["sample_seeds"]) != seeds:
-            raise ValueError("give samples_per_prompt or sample_seeds, not both")
-        data["sample_seeds"] = seeds
-        return data
-
-    @model_validator(mode="after")
-    def _greedy_single_seed(self) -> DecodingSpec:
-        if not self.sample_seeds:
-            raise ValueError("sample_seeds must list at least one seed")
-        if len(set(self.sample_seeds)) != len(self.sample_seeds):
-            raise ValueError(f"sample_seeds repeat: {self.sample_seeds}")
-        if self.temperature == 0 and len(self.sample_seeds) > 1:
-            raise ValueError(
-                "greedy decoding (temperature 0) gives one response; list one sample seed"
-            )
-        return self
-
-
 class JudgeSpec(Strict):
     name: str
     args: dict[str, Any] = {}
+    params: Float | None = Field(default=None, gt=0)  # its model's billions (cost estimate)
+
+
+class EstimateSpec(Strict):
+    """The throughput model of --dry-run's GPU-hour estimate (capsafe.cost, docs/cost.md):
+    tokens per second one GPU processes for a model of one billion parameters; a model of N
+    billion runs at rate / N. The defaults assume an H100 SXM (989 TFLOP/s dense bf16, 3.35
+    TB/s): training a LoRA costs ~4 FLOPs per parameter per token at 30% utilisation,
+    prefill 2 at 40%; generation is bound by reading the weights (2 bytes per parameter per
+    decoding step) at 60% of bandwidth, shared by a batch of ~32 sequences. Check them with
+    the measured times `capsafe run` prints beside the estimate, and set your own."""
+
+    train: Float = Field(default=74_000.0, gt=0)
+    prefill: Float = Field(default=198_000.0, gt=0)
+    decode: Float = Field(default=32_000.0, gt=0)
 
 
 class GenerationSpec(Strict):
@@ -339,6 +395,7 @@ class ExperimentConfig(Strict):
     judges: list[JudgeSpec] = [JudgeSpec(name="keyword_refusal")]
     generation: GenerationSpec = GenerationSpec()
     report: ReportSpec = ReportSpec()
+    estimate: EstimateSpec = EstimateSpec()
 
     @field_validator("name")
     @classmethod
@@ -395,6 +452,13 @@ class ExperimentConfig(Strict):
                              f"{dupes[0][1]!r} on base {dupes[0][0]!r}")  # fmt: skip
         if self.served:
             self._check_served()
+        entries = [(f"safety.{i}", s) for i, s in enumerate(self.safety)]
+        for where, entry in entries + [("task", self.task)]:
+            if entry is not None and entry.decoding is not None:
+                try:  # the set's registered default is added at load; it sets no seeds
+                    resolve_decoding(self.decoding, {}, entry.decoding)
+                except ValueError as e:
+                    raise ValueError(f"{where}.decoding: {e}") from None
         if self.finetune is not None:
             self._check_training_formats(self.finetune)
             for i, recipe in enumerate(self.finetune.recipes):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,18 @@ from typing import Any
 from capsafe.config import (
     BUILTIN_ORGANISM,
     AdapterSpec,
+    ConfigError,
+    DecodingOverride,
     DecodingSpec,
     ExperimentConfig,
+    FormatSpec,
     JudgeSpec,
+    resolve_decoding,
 )
+from capsafe.cost import StepCost, estimate
 from capsafe.data import TASKS, DataContext, Task, load_prompt_set
 from capsafe.data.base import PROMPT_SETS, EmptySetError, take
+from capsafe.data.decoding import default_decoding
 from capsafe.errors import UserError
 from capsafe.finetune.checkpoints import non_finite_tensors
 from capsafe.finetune.tracking import check_trackers
@@ -87,6 +94,15 @@ class Inputs:
     test: list[PromptRecord]
     safety: list[PromptRecord]
     recipes: list[RecipePlan] = field(default_factory=list)  # with each round's data
+    # Each record source's decoding (a prompt set's or the task's; see resolve_decoding).
+    decodings: dict[str, DecodingSpec] = field(default_factory=dict)
+
+    def responses_per_model(self, formats: Sequence[FormatSpec]) -> tuple[int, int]:
+        """The responses one model gives to the task's and to the safety prompts (an item of
+        a log-likelihood task is one, its chosen option, whatever the sample seeds)."""
+        seeds = {s: len(d.sample_seeds) for s, d in self.decodings.items()}
+        n_task = sum(1 if self.loglik_task else seeds[r.source] for r in self.test)
+        return n_task * len(formats), sum(seeds[r.source] for r in self.safety) * len(formats)
 
     @property
     def loglik_task(self) -> bool:
@@ -103,6 +119,22 @@ class RunOutcome:
     scored: int
     report: Path | None
     seconds: float
+    # Wall seconds per step (finetune, generate, judge, score) and the plan's cost estimate,
+    # so the throughput model can be checked against the run.
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    estimate: list[StepCost] = field(default_factory=list)
+    judged_by: dict[str, int] = field(default_factory=dict)  # new judgments per judge
+
+    def work(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Units of work per step (as step_seconds names them): planned, and done by this
+        run (epochs, responses, judgments, scores)."""
+        s = self.summary
+        planned = {"finetune": s.checkpoints - s.adapters, "generate": s.generations}
+        done = {"finetune": self.epochs_trained, "generate": self.generated, **self.judged_by}
+        planned |= {j: s.judgments // max(1, len(self.judged_by)) for j in self.judged_by}
+        planned["score"] = sum(c.count for c in self.estimate if c.step == "score")
+        done["score"] = self.scored
+        return planned, done
 
 
 def needs_organism(cfg: ExperimentConfig) -> bool:
@@ -126,6 +158,7 @@ def load_inputs(cfg: ExperimentConfig, progress: bool = True) -> Inputs:
         ensure_organism(cfg.organism.dir, seed=cfg.organism.seed, progress=progress)
     ctx = DataContext(organism_dir=cfg.organism.dir)
     task, task_id, train, test = None, "none", [], []
+    decodings: dict[str, DecodingSpec] = {}
     if cfg.task is not None:
         spec = cfg.task
         task = TASKS.create(spec.name, where="task.args", ctx=ctx, path=spec.path, **spec.args)
@@ -137,19 +170,42 @@ def load_inputs(cfg: ExperimentConfig, progress: bool = True) -> Inputs:
             train = task.train_examples()[: spec.train_limit]
             if not train:
                 raise EmptySetError(f"task {spec.name!r}: the train split is empty")
-    safety = [
-        r
-        for i, s in enumerate(cfg.safety)
-        for r in load_prompt_set(s.name, ctx, path=s.path, limit=s.limit, seed=s.seed,
-                                 stratify=s.stratify, where=f"safety.{i}.args", **s.args)
-    ]  # fmt: skip
+        _decode_as(decodings, test, "task.decoding", cfg, default_decoding(spec.name, task),
+                   spec.decoding)  # fmt: skip
+    safety = []
+    for i, s in enumerate(cfg.safety):
+        records = load_prompt_set(s.name, ctx, path=s.path, limit=s.limit, seed=s.seed,
+                                  stratify=s.stratify, where=f"safety.{i}.args",
+                                  **s.args)  # fmt: skip
+        _decode_as(decodings, records, f"safety.{i}.decoding", cfg, default_decoding(s.name),
+                   s.decoding)  # fmt: skip
+        safety += records
     recipes = []
     if cfg.finetune is not None and task is not None:
         # Never train on a prompt the experiment evaluates on; the organism's full evaluation
         # sets count too, so a limit raised later cannot reach a mixed-in prompt.
         exclude = [r.text for r in test + safety] + _organism_eval_prompts(cfg, ctx)
         recipes = load_recipes(cfg, ctx, task, train, exclude)
-    return Inputs(ctx, task, task_id, train, test, safety, recipes)
+    return Inputs(ctx, task, task_id, train, test, safety, recipes, decodings)
+
+
+def _decode_as(
+    decodings: dict[str, DecodingSpec],
+    records: Sequence[PromptRecord],
+    where: str,
+    cfg: ExperimentConfig,
+    default: Mapping[str, Any],
+    own: DecodingOverride | None,
+) -> None:
+    """Record the decoding of `records` (a set's or the task's) under each of their sources."""
+    try:
+        decoding = resolve_decoding(cfg.decoding, default, own)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    for source in {r.source for r in records}:
+        if decodings.setdefault(source, decoding) != decoding:
+            raise ConfigError(f"{where}: prompts of {source!r} come from two entries with "
+                              "different decodings")  # fmt: skip
 
 
 def _organism_eval_prompts(cfg: ExperimentConfig, ctx: DataContext) -> list[str]:
@@ -205,9 +261,10 @@ def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> R
     assert cfg.output_dir is not None
     check_config(cfg)  # a misspelt name or argument fails now, not after fine-tuning
     inputs = load_inputs(cfg, progress)
-    summary = summarise(cfg, len(inputs.test), len(inputs.safety), len(cfg.adapters))
+    summary = summarise(cfg, *inputs.responses_per_model(cfg.formats), len(cfg.adapters))
     base_dirs: dict[str, Path] = {}
     counts = {"epochs": 0, "generated": 0}
+    clock = StepClock()
     with Store(cfg.output_dir / STORE_FILE) as store:
         store.set_meta("config", cfg.model_dump_json())
         for base in cfg.base_models:
@@ -224,12 +281,14 @@ def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> R
             models = [base_row] + _adapter_models(cfg, base.name, base_row, inputs, store)
             evaluate = _capability_evaluator(cfg, inputs, store, progress) if inputs.task else None
             for run in plan_runs(cfg, base.name, base_key, inputs.recipes):
-                rows, trained = finetune_run(cfg, run, base_dir, store, evaluate, progress)
+                with clock("finetune"):
+                    rows, trained = finetune_run(cfg, run, base_dir, store, evaluate, progress)
                 for row in rows:
                     store.put_model(row)
                 models += rows
                 counts["epochs"] += trained
-            counts["generated"] += _generate(cfg, models, inputs, store, progress)
+            with clock("generate"):
+                counts["generated"] += _generate(cfg, models, inputs, store, progress)
         stored_gens = store.generations()  # read once: judging and scoring both filter it
         too_long = sum(1 for g in stored_gens if g.finish_reason == TOO_LONG)
         if too_long:
@@ -240,15 +299,20 @@ def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> R
         safety_gens = [g for g in stored_gens if g.kind in ("harmful", "benign")
                        and g.finish_reason != TOO_LONG]  # fmt: skip
         base_of = {m.model_key: m.base_name for m in store.models()}
-        judged = 0
+        judged_by: dict[str, int] = {}
         for spec in cfg.judges:
-            for judge, gens in judge_instances(cfg, spec, base_dirs, safety_gens, base_of):
-                try:
-                    judged += _judge(spec, judge, gens, store, progress)
-                finally:
-                    if hasattr(judge, "close"):
-                        judge.close()
-        scored = _score(inputs, stored_gens, store)
+            step = f"judge {spec.name}"
+            judged_by[step] = 0
+            with clock(step):
+                for judge, gens in judge_instances(cfg, spec, base_dirs, safety_gens, base_of):
+                    try:
+                        judged_by[step] += _judge(spec, judge, gens, store, progress)
+                    finally:
+                        if hasattr(judge, "close"):
+                            judge.close()
+        judged = sum(judged_by.values())
+        with clock("score"):
+            scored = _score(inputs, stored_gens, store)
         report_path = None
         if report:
             from capsafe.report import write_report
@@ -263,7 +327,25 @@ def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> R
         scored,
         report_path,
         time.monotonic() - start,
+        clock.seconds,
+        estimate(cfg, inputs),
+        judged_by,
     )
+
+
+class StepClock:
+    """Wall seconds spent in each named step, summed over its entries."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[step] = self.seconds.get(step, 0.0) + time.monotonic() - start
 
 
 def _adapter_models(
@@ -369,7 +451,7 @@ def _generate(
     pending: dict[str, list[GenerationJob]] = {}
     choice_jobs: dict[str, list[GenerationJob]] = {}
     for m in models:
-        jobs = generation_jobs(m.model_key, records, cfg.formats, cfg.decoding)
+        jobs = generation_jobs(m.model_key, records, cfg.formats, inputs.decodings)
         stored = store.existing_keys("generations", [j.key for j in jobs])
         if todo := [j for j in jobs if j.key not in stored]:
             pending[m.model_key] = todo
@@ -420,21 +502,18 @@ def _generate_jobs(
     # Longest first, so the batch that sets the memory peak comes first and similar
     # lengths share a batch; each batch is stored before the next starts.
     jobs = sorted(jobs, key=lambda j: (-len(j.record.text), j.key))
-    decoding_json = canonical_json(decoding_params(cfg.decoding))
     size = cfg.generation.batch_size
     written = tokens = 0
     for i in range(0, len(jobs), size):
         batch = jobs[i : i + size]
-        requests = [build_request(j.record, j.format, cfg.decoding, j.sample_seed) for j in batch]
+        requests = [build_request(j.record, j.format, j.decoding, j.sample_seed) for j in batch]
         outputs = backend.generate(requests, progress=bar.update)
         tokens += sum(o.n_prompt_tokens + o.n_completion_tokens for o in outputs)
         bar.set_postfix_str(f"{tokens:,} tokens")
         done, failed = [], []
         for j, o in zip(batch, outputs, strict=True):
             (failed if o.finish_reason == FAILED else done).append((j, o))
-        written += store.put_generations(
-            [generation_row(j, decoding_json, backend.name, o) for j, o in done]
-        )
+        written += store.put_generations([generation_row(j, backend.name, o) for j, o in done])
         # A request a served model never answered is no response: recorded, sent again on
         # the next run, and counted on the report's first screen.
         if failed:
@@ -450,9 +529,10 @@ def _generate_jobs(
 
 
 def generation_row(
-    j: GenerationJob, decoding_json: str, backend: str, o: GenerationOutput
+    j: GenerationJob, backend: str, o: GenerationOutput, decoding_json: str | None = None
 ) -> GenerationRow:
-    """The stored row of one job's output."""
+    """The stored row of one job's output (decoding_json: what to store as its decoding,
+    if not the job's own)."""
     return GenerationRow(
         key=j.key,
         model_key=j.model_key,
@@ -464,7 +544,7 @@ def generation_row(
         reference=j.record.reference,
         format=j.format.name,
         format_spec=canonical_json(j.format),
-        decoding=decoding_json,
+        decoding=decoding_json or canonical_json(decoding_params(j.decoding)),
         sample_seed=j.sample_seed,
         response=o.text,
         n_prompt_tokens=o.n_prompt_tokens,
@@ -482,13 +562,10 @@ def _unscored_choice_jobs(
     decoding = DecodingSpec(max_new_tokens=1)  # the context's rendering ignores decoding
     jobs = [
         GenerationJob(
-            choice_key(m.model_key, j.record, j.format, inputs.task.choices(j.record)),
-            m.model_key,
-            j.record,
-            j.format,
-            0,
-        )
-        for j in generation_jobs(m.model_key, inputs.test, cfg.formats, decoding)
+            choice_key(m.model_key, r, f, inputs.task.choices(r)), m.model_key, r, f, decoding, 0
+        )  # fmt: skip
+        for f in cfg.formats
+        for r in inputs.test
     ]
     task = inputs.task
     keys = [score_key(j.key, task.name, task.version) for j in jobs]
@@ -508,7 +585,7 @@ def _score_choices(
         batch = jobs[i : i + cfg.generation.batch_size]
         asks, spans = [], []
         for j in batch:
-            context = build_request(j.record, j.format, cfg.decoding, 0)
+            context = build_request(j.record, j.format, j.decoding, 0)
             options = task.choices(j.record)
             spans.append((len(asks), len(options)))
             asks += [LoglikRequest(context, o) for o in options]
@@ -519,7 +596,7 @@ def _score_choices(
             score = task.score_choices(mine, j.record)
             best = max(range(n), key=lambda k: mine[k].logprob)
             chosen = GenerationOutput(task.choices(j.record)[best], 0, mine[best].n_tokens, "eos")
-            row = generation_row(j, canonical_json(LOGLIK_DECODING), backend.name, chosen)
+            row = generation_row(j, backend.name, chosen, canonical_json(LOGLIK_DECODING))
             gens.append(replace(row, finish_reason="loglik"))
             scores.append(
                 ScoreRow(
@@ -698,8 +775,9 @@ def _score(inputs: Inputs, stored_gens: Sequence[GenerationRow], store: Store) -
 def describe_plan(cfg: ExperimentConfig, progress: bool = False) -> dict[str, Any]:
     """The dry run: what the config will do, and how much of it is stored already."""
     inputs = load_inputs(cfg, progress)
-    summary = summarise(cfg, len(inputs.test), len(inputs.safety), len(cfg.adapters))
+    summary = summarise(cfg, *inputs.responses_per_model(cfg.formats), len(cfg.adapters))
     out: dict[str, Any] = {"plan": summary.__dict__, "stored": {}}
+    out["cost"] = [step.__dict__ for step in estimate(cfg, inputs)]
     db = cfg.output_dir / STORE_FILE if cfg.output_dir else None
     if db is not None and db.exists():
         with Store(db) as store:
@@ -728,12 +806,12 @@ def _endpoint_plan(cfg: ExperimentConfig, inputs: Inputs, db: Path | None) -> di
     (tokens when the backend is given the served model's tokenizer, else characters)."""
     records = _generated_records(inputs)
     jobs = [j for key in _served_keys(cfg)
-            for j in generation_jobs(key, records, cfg.formats, cfg.decoding)]  # fmt: skip
+            for j in generation_jobs(key, records, cfg.formats, inputs.decodings)]  # fmt: skip
     if db is not None:
         with Store(db) as store:
             stored = store.existing_keys("generations", [j.key for j in jobs])
         jobs = [j for j in jobs if j.key not in stored]
-    requests = [build_request(j.record, j.format, cfg.decoding, j.sample_seed) for j in jobs]
+    requests = [build_request(j.record, j.format, j.decoding, j.sample_seed) for j in jobs]
     out: dict[str, Any] = {
         "requests": len(requests),
         "prompt_characters": sum(len(m.content) for r in requests for m in r.messages),

@@ -12,7 +12,7 @@ written.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,6 +193,7 @@ class GenerationJob:
     model_key: str
     record: PromptRecord
     format: FormatSpec
+    decoding: DecodingSpec  # its prompt set's or task's (Inputs.decodings)
     sample_seed: int
 
 
@@ -219,13 +220,16 @@ def generation_jobs(
     model_key: str,
     records: Sequence[PromptRecord],
     formats: Sequence[FormatSpec],
-    decoding: DecodingSpec,
+    decodings: Mapping[str, DecodingSpec],
 ) -> list[GenerationJob]:
+    """Every response a model gives: each record under each format, once per sample seed of
+    the decoding of the record's source (`decodings`: source -> its decoding)."""
     return [
-        GenerationJob(generation_key(model_key, r, f, decoding, s), model_key, r, f, s)
+        GenerationJob(generation_key(model_key, r, f, d, s), model_key, r, f, d, s)
         for f in formats
-        for s in decoding.sample_seeds
         for r in records
+        for d in (decodings[r.source],)
+        for s in d.sample_seeds
     ]
 
 
@@ -273,11 +277,14 @@ class PlanSummary:
     prompts_per_model: int
     generations: int
     judgments: int
+    adapters: int = 0  # ready-made checkpoints (counted in checkpoints), not trained here
 
 
 def summarise(
     cfg: ExperimentConfig, n_task: int, n_safety: int, n_adapters: int = 0
 ) -> PlanSummary:
+    """n_task, n_safety: the responses one model gives to the task's and the safety sets'
+    prompts (prompts x formats x sample seeds)."""
     ft = cfg.finetune
     n_recipes = len(ft.recipes) if ft else 0
     n_runs = len(ft.settings()) * len(ft.seeds) * len(cfg.base_models) * n_recipes if ft else 0
@@ -292,14 +299,13 @@ def summarise(
         n_ckpt += len(cfg.base_models) * len(ft.seeds) * per_seed
     n_runs, n_ckpt = n_runs + n_adapters, n_ckpt + n_adapters
     n_models = len(cfg.base_models) + n_ckpt
-    per_model = (n_task + n_safety) * len(cfg.formats) * len(cfg.decoding.sample_seeds)
-    safety_per_model = n_safety * len(cfg.formats) * len(cfg.decoding.sample_seeds)
     return PlanSummary(
         bases=len(cfg.base_models),
         runs=n_runs,
         checkpoints=n_ckpt,
         models=n_models,
-        prompts_per_model=per_model,
-        generations=n_models * per_model,
-        judgments=n_models * safety_per_model * len(cfg.judges),
+        prompts_per_model=n_task + n_safety,
+        generations=n_models * (n_task + n_safety),
+        judgments=n_models * n_safety * len(cfg.judges),
+        adapters=n_adapters,
     )

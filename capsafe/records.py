@@ -18,6 +18,7 @@ RefusalLabel = Literal["full", "partial", "none"]
 # row is counted as too long, never judged or scored).
 FinishReason = Literal["eos", "length", "too_long", "failed"]
 TOO_LONG = "too_long"
+LENGTH = "length"  # cut at max_new_tokens: the judge sees a truncated answer
 # A request a served model never answered (retries spent): recorded as a failed request,
 # never stored as a response, and sent again on the next run.
 FAILED = "failed"

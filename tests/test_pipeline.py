@@ -168,7 +168,7 @@ def test_cli_config_error_names_the_field(tmp_path, capsys):
 def test_cli_dry_run_and_report(finished, small_config, tmp_path, capsys):
     copy_of(finished, tmp_path)
     path = small_config()
-    assert main(["run", str(path), "--dry-run", "-q"]) == 0
+    assert main(["run", str(path), "--dry-run", "--json", "-q"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["plan"]["runs"] == 1 and plan["plan"]["generations"] == N_MODELS * PER_MODEL
     assert plan["stored"]["generations"] == N_MODELS * PER_MODEL
@@ -182,7 +182,7 @@ def test_cli_dry_run_and_report(finished, small_config, tmp_path, capsys):
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "no capsafe.db" in capsys.readouterr().err
     # Overrides may come after the flags, as the docs write them.
-    assert main(["run", str(path), "--dry-run", "-q", "safety.0.limit=4"]) == 0
+    assert main(["run", str(path), "--dry-run", "-q", "--json", "safety.0.limit=4"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["plan"]["generations"] == N_MODELS * (PER_MODEL - 12 + 4)
     assert main(["report", str(out_dir), "--parquet", "report.power_change=0.2"]) == 0

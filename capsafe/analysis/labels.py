@@ -44,7 +44,7 @@ from typing import NamedTuple
 from capsafe.analysis.rows import ExperimentRows
 from capsafe.keys import judge_identity_args
 from capsafe.records import TOO_LONG
-from capsafe.store import JudgmentRow
+from capsafe.store import GenerationRow, JudgmentRow
 
 BINARY_METRICS = (
     "harmful", "refusal", "unsafe", "over_refusal", "incoherent", "truncated", "empty",
@@ -323,21 +323,28 @@ def cell_labels(rows: ExperimentRows) -> dict[CellKey, CellLabels]:
     return rows.memo["cell_labels"]
 
 
-Variant = tuple[str, str, str]  # a generation's (format, format_spec, decoding)
+# A generation's (prompt set, format, format_spec, decoding).
+Variant = tuple[str, str, str, str]
+
+
+def variant(g: GenerationRow) -> Variant:
+    return (g.prompt_set, g.format, g.format_spec, g.decoding)
 
 
 def format_labels(rows: ExperimentRows) -> dict[Variant, str]:
     """The label of each way responses were generated, as a cell's `format`: the format's
-    name, or where one name was generated in several ways (its decoding or its spec changed
-    between runs of the experiment), the name with what differs, e.g. "chat
-    [max_new_tokens=32]": two decodings are two cells, compared like two formats."""
+    name, or where one prompt set was generated in several ways under one format name (its
+    decoding or its spec changed between runs of the experiment), the name with what
+    differs, e.g. "chat [max_new_tokens=32]": two decodings are two cells, compared like two
+    formats. Sets decoded differently from each other (each its own max_new_tokens) keep
+    the plain name."""
     if "format_labels" not in rows.memo:
-        variants: dict[str, set[Variant]] = defaultdict(set)
+        variants: dict[tuple[str, str], set[Variant]] = defaultdict(set)
         for g in rows.generations:
-            variants[g.format].add((g.format, g.format_spec, g.decoding))
+            variants[(g.prompt_set, g.format)].add(variant(g))
         out: dict[Variant, str] = {}
-        for name, found in variants.items():
-            settings = {v: {**json.loads(v[1]), **json.loads(v[2])} for v in found}
+        for (_, name), found in variants.items():
+            settings = {v: {**json.loads(v[2]), **json.loads(v[3])} for v in found}
             keys = sorted({k for d in settings.values() for k in d})
             differ = [k for k in keys if len({json.dumps(d.get(k)) for d in settings.values()}) > 1]
             for v, d in settings.items():
@@ -382,7 +389,7 @@ def _cell_labels(rows: ExperimentRows) -> dict[CellKey, CellLabels]:
         judge = judge_label(j.judge, j.judge_args)
         where = f"judgment {j.key}"
         unit = (g.prompt_id, g.sample_seed)
-        fmt = formats[(g.format, g.format_spec, g.decoding)]
+        fmt = formats[variant(g)]
         fields = measured.get(judge, set())
         values = _judgment_values(j, g.kind)
         if g.kind == "harmful" and "unsafe" in fields:
@@ -399,7 +406,7 @@ def _cell_labels(rows: ExperimentRows) -> dict[CellKey, CellLabels]:
     for g in rows.generations:
         if g.kind not in ("harmful", "benign", "task"):
             continue
-        fmt = formats[(g.format, g.format_spec, g.decoding)]
+        fmt = formats[variant(g)]
         unit, where = (g.prompt_id, g.sample_seed), f"generation {g.key}"
         too_long = g.finish_reason == TOO_LONG
         put(CellKey(g.model_key, "too_long", g.prompt_set, EMPTY_JUDGE, fmt), unit,
@@ -411,7 +418,7 @@ def _cell_labels(rows: ExperimentRows) -> dict[CellKey, CellLabels]:
         g = gens.get(s.generation_key)
         if g is None:
             raise ValueError(f"score {s.key} names generation {s.generation_key}, not stored")
-        fmt = formats[(g.format, g.format_spec, g.decoding)]
+        fmt = formats[variant(g)]
         key = CellKey(g.model_key, "accuracy", g.prompt_set, s.task, fmt)
         put(key, (g.prompt_id, g.sample_seed), float(s.correct), f"score {s.key}")
     return cells

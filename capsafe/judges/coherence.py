@@ -38,7 +38,14 @@ from typing import Any
 from capsafe.judges import coherence_signals as sig
 from capsafe.judges.base import register_judge
 from capsafe.judges.keyword import keyword_refusal
-from capsafe.records import GenerationRequest, JudgeItem, Judgment, LoglikRequest, Message
+from capsafe.records import (
+    LENGTH,
+    GenerationRequest,
+    JudgeItem,
+    Judgment,
+    LoglikRequest,
+    Message,
+)
 
 
 @dataclass(frozen=True)
@@ -181,7 +188,7 @@ class CoherenceJudge:
             signals = text_signals(item.response)
             # Cut off by the token limit, not by the model: truncated, and an unfinished
             # last sentence says nothing about coherence then.
-            signals["truncated"] = item.finish_reason == "length"
+            signals["truncated"] = item.finish_reason == LENGTH
             signals["perplexity"] = None if ppl is None else ppl[k]
             signals["relevance"] = rel[k]
             signals["refusal_opening"] = refusals[k].refusal == "full"

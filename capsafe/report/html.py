@@ -35,7 +35,12 @@ from capsafe.report.sections import (
 )
 from capsafe.report.style import CSS
 from capsafe.report.summary import headline
-from capsafe.report.tables import checkpoint_tables, parse_error_table, spread_tables
+from capsafe.report.tables import (
+    checkpoint_tables,
+    parse_error_table,
+    spread_tables,
+    truncation_table,
+)
 from capsafe.report.tables_analyses import rates_table
 
 CSP = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src '{SCRIPT_HASH}'"
@@ -216,10 +221,13 @@ def _summary(rows: ExperimentRows, config: Mapping[str, Any] | None) -> str:
 
 
 def _headline(rows: ExperimentRows) -> str:
-    # The reader's first question: how many parse errors sit under the rates below.
+    # The reader's first questions: how many parse errors sit under the rates below, and
+    # how many answers the judges saw cut short.
+    cut = truncation_table(rows)
+    cut = f"<h3>Responses cut at the token limit</h3>{cut}" if cut else ""
     if not rows.judgments:
-        return ""
-    return "<h3>Judge parse errors</h3>" + parse_error_table(rows.judgments)
+        return cut
+    return "<h3>Judge parse errors</h3>" + parse_error_table(rows.judgments) + cut
 
 
 def _figure_specs(a: ReportAnalyses) -> list[tuple[str, str, list[str], str]]:

@@ -1,4 +1,5 @@
-"""The report's tables of numbers: spread over seeds, per checkpoint, and judge parse errors.
+"""The report's tables of numbers: spread over seeds, per checkpoint, judge parse errors and
+truncated responses.
 
 One table per prompt format, because every rate depends on it; columns are (metric,
 benchmark, judge or task). The rates are the cell rates every other section shows
@@ -12,13 +13,16 @@ in percentage points; judge-based rates sit beside their parse errors.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from capsafe.analysis.labels import BASE_SETTING, SAFETY_METRIC, ModelInfo
 from capsafe.analysis.metrics import CellRate
+from capsafe.analysis.rows import ExperimentRows
 from capsafe.analysis.variance import FactorSpread
+from capsafe.records import LENGTH
 from capsafe.report.markup import Cell, esc, number, pct, pct_range, pp, table, text
 from capsafe.store import JudgmentRow
 
@@ -215,3 +219,38 @@ def parse_error_table(judgments: Sequence[JudgmentRow]) -> str:
     if not rows:
         return "<p class='missing'>No judgments in the store.</p>"
     return table(headers, rows, caption="Judge outputs that could not be parsed (all prompt sets)")
+
+
+def truncation_table(rows: ExperimentRows) -> str:
+    """Per prompt set: the share of responses cut at their token limit (finish_reason
+    "length"), for the bases and the fine-tuned checkpoints apart: a judge reads a cut
+    answer as if it were whole, so a large share means the limit is too low for the set."""
+    fine_tuned = {m.model_key for m in rows.models if m.run_id is not None}
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # base n, cut; ft n, cut
+    limits: dict[str, set[int]] = defaultdict(set)
+    for g in rows.generations:
+        if g.finish_reason not in (LENGTH, "eos"):
+            continue  # not generated (too long, log-likelihood scored): nothing to cut
+        c = counts[g.prompt_set]
+        at = 2 if g.model_key in fine_tuned else 0
+        c[at] += 1
+        c[at + 1] += g.finish_reason == LENGTH
+        limits[g.prompt_set].add(json.loads(g.decoding).get("max_new_tokens", 0))
+    if not counts:
+        return ""
+
+    def share(n: int, cut: int) -> Cell:
+        return number(f"{pct(cut / n)} <span class='muted'>({cut}/{n})</span>" if n else "–")
+
+    body = [
+        [
+            text(name),
+            number(", ".join(map(str, sorted(limits[name])))),
+            share(c[0], c[1]),
+            share(c[2], c[3]),
+        ]  # fmt: skip
+        for name, c in sorted(counts.items())
+    ]
+    headers = [text("prompt set"), number("max new tokens"), number("bases"),
+               number("fine-tuned")]  # fmt: skip
+    return table(headers, body, caption="Responses cut at their token limit, per prompt set")
