@@ -70,6 +70,9 @@ def plan_text(plan: dict[str, Any]) -> str:
                      f"prompt characters, at most {e['max_completion_tokens']:,} completion "
                      "tokens" + (f", {e['prompt_tokens']:,} prompt tokens"
                                  if e["prompt_tokens"] is not None else ""))  # fmt: skip
+    if plan.get("not_here"):
+        lines.append("not on this machine (the counts below plan around it):")
+        lines += [f"  - {line}" for line in plan["not_here"]]
     lines.append("cost (the whole plan; throughput model: config `estimate`, docs/cost.md):")
     lines.append(cost_table([StepCost(**c) for c in plan["cost"]]))
     return "\n".join(lines)

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from capsafe.config import BUILTIN_ORGANISM, ExperimentConfig, FormatSpec
+from capsafe.config import ExperimentConfig, FormatSpec
 from capsafe.formats import build_request
+from capsafe.models import local_model_folder
 from capsafe.records import PromptRecord
 
 if TYPE_CHECKING:
@@ -36,7 +37,10 @@ CHARS_PER_TOKEN = 4  # English text under a modern BPE vocabulary; used without 
 # Tokens a judge's own instructions add to each judgment when its template is not measured
 # (Llama Guard 3's category list and instructions come to about 400 tokens).
 JUDGE_TEMPLATE_TOKENS = 400
-JUDGE_VERDICT_TOKENS = 8  # a guard's "unsafe\nS1"; rubric judges that reason write more
+JUDGE_VERDICT_TOKENS = 8  # a guard's "unsafe\nS1"
+# Judges that reason before their verdict: StrongREJECT's rubric writes its overall
+# reasoning and three scored items; a generic LLM judge, a short explanation.
+REASONING_TOKENS = {"strongreject": 256, "llm_judge": 256}
 TRAIN_SAMPLE = 2000  # training examples tokenized to estimate the mean example length
 
 # Parameters (billions) of the hub models capsafe names by default or the research uses, as
@@ -84,7 +88,7 @@ def estimate(cfg: ExperimentConfig, inputs: Inputs) -> list[StepCost]:
     judged = judged_in = judged_out = scored = 0
     for base in cfg.base_models:
         params = model_params(base.path, cfg, base.params)
-        counter = TokenCounter(_local_model(base.path, cfg))
+        counter = TokenCounter(local_model_folder(base.path, cfg.organism.dir))
         runs = plan_runs(cfg, base.name, "cost", inputs.recipes) if cfg.finetune else []
         if runs:
             assert cfg.finetune is not None
@@ -155,7 +159,7 @@ def _judge_cost(
     model = spec.args.get("model", takes["model"].default)
     params = None if model is None else model_params(str(model), cfg, spec.params)
     tokens = prompt_tokens + response_tokens + n * JUDGE_TEMPLATE_TOKENS
-    verdicts = n * JUDGE_VERDICT_TOKENS
+    verdicts = n * REASONING_TOKENS.get(spec.name, JUDGE_VERDICT_TOKENS)
     hours = None
     if params is not None:
         hours = (tokens / cfg.estimate.prefill + verdicts / cfg.estimate.decode) * params / 3600
@@ -167,31 +171,12 @@ def _hours(tokens: int, params: float | None, rate: float) -> float | None:
     return None if params is None else tokens * params / rate / 3600
 
 
-def _local_model(path: str, cfg: ExperimentConfig) -> Path | None:
-    """The folder of a model's files on this machine, if there is one (no download)."""
-    if path == BUILTIN_ORGANISM:
-        return cfg.organism.dir if (cfg.organism.dir / "config.json").is_file() else None
-    if path == "builtin:organism-guard":
-        folder = cfg.organism.dir / "guard"
-        return folder if (folder / "config.json").is_file() else None
-    local = Path(path).expanduser()
-    if local.is_dir():
-        return local
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(path, "config.json")
-    except Exception:  # not a hub id, or no cache: nothing local
-        return None
-    return Path(found).parent if isinstance(found, str) else None
-
-
 def model_params(path: str, cfg: ExperimentConfig, given: float | None = None) -> float | None:
     """A model's parameters in billions: the config's `params`, else counted from the weights
     on this machine, else KNOWN_PARAMS; None when none of them knows."""
     if given is not None:
         return given
-    folder = _local_model(path, cfg)
+    folder = local_model_folder(path, cfg.organism.dir)
     if folder is not None and (n := safetensors_parameters(folder)):
         return n / 1e9
     return KNOWN_PARAMS.get(path)

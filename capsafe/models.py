@@ -81,3 +81,21 @@ def resolve_unaligned(ref: str, organism_dir: Path, seed: int = 0) -> Path:
 
         return ensure_unaligned(organism_dir, seed=seed)
     return resolve_folder(ref, what="unaligned reference model")
+
+
+def local_model_folder(ref: str, organism_dir: Path) -> Path | None:
+    """The folder of a model's files on this machine, without fetching anything: a local
+    folder, the organism or its guard once built, or the hub cache's copy; else None."""
+    if ref in (BUILTIN_ORGANISM, BUILTIN_GUARD):
+        folder = Path(organism_dir) / ("guard" if ref == BUILTIN_GUARD else "")
+        return folder if (folder / "config.json").is_file() else None
+    local = Path(ref).expanduser()
+    if local.is_dir():
+        return local
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(ref, "config.json")
+    except Exception:  # not a hub id, or no cache: nothing local
+        return None
+    return Path(found).parent if isinstance(found, str) else None

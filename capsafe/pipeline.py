@@ -28,9 +28,10 @@ from capsafe.config import (
     resolve_decoding,
 )
 from capsafe.cost import StepCost, estimate
-from capsafe.data import TASKS, DataContext, Task, load_prompt_set
+from capsafe.data import TASKS, DataContext, Task, load_prompt_set, sizes
 from capsafe.data.base import PROMPT_SETS, EmptySetError, take
 from capsafe.data.decoding import default_decoding
+from capsafe.data.files import HubUnavailable
 from capsafe.errors import UserError
 from capsafe.finetune.checkpoints import non_finite_tensors
 from capsafe.finetune.tracking import check_trackers
@@ -38,7 +39,14 @@ from capsafe.formats import build_request
 from capsafe.judges import JUDGES, Judge
 from capsafe.keys import canonical_json, digest, folder_content_hash
 from capsafe.locking import folder_lock
-from capsafe.models import guard_pending, resolve_folder, resolve_judge_args, resolve_model
+from capsafe.models import (
+    BUILTIN_GUARD,
+    guard_pending,
+    local_model_folder,
+    resolve_folder,
+    resolve_judge_args,
+    resolve_model,
+)
 from capsafe.plan import (
     LOGLIK_DECODING,
     GenerationJob,
@@ -63,6 +71,7 @@ from capsafe.records import (
     GenerationOutput,
     JudgeItem,
     LoglikRequest,
+    PromptKind,
     PromptRecord,
     TrainExample,
 )
@@ -151,7 +160,13 @@ def needs_organism(cfg: ExperimentConfig) -> bool:
     return cfg.uses_organism() or organism_mix or any(n.startswith("organism") for n in names)
 
 
-def load_inputs(cfg: ExperimentConfig, progress: bool = True) -> Inputs:
+def load_inputs(
+    cfg: ExperimentConfig, progress: bool = True, missing: list[str] | None = None
+) -> Inputs:
+    """The experiment's data. With `missing` (a dry run), a hub dataset that is not on this
+    machine is planned around: its prompts are stood in for by placeholders, as many as its
+    limit or its documented size (capsafe.data.sizes), and a line saying so is added to
+    `missing`; without it, such data is an error."""
     if needs_organism(cfg):
         from capsafe.organism import ensure_organism
 
@@ -163,20 +178,31 @@ def load_inputs(cfg: ExperimentConfig, progress: bool = True) -> Inputs:
         spec = cfg.task
         task = TASKS.create(spec.name, where="task.args", ctx=ctx, path=spec.path, **spec.args)
         task_id = f"{task.name}@{task.version}"
-        test = take(task.test_prompts(), spec.test_limit)
+        train_size, test_size = sizes.TASKS.get(spec.name, (None, None))
+        test = _or_planned(lambda: take(task.test_prompts(), spec.test_limit), missing,
+                           f"task {spec.name!r}, test split", spec.test_limit, test_size,
+                           _stand_in(spec.name, "task"))  # fmt: skip
         if not test:
             raise EmptySetError(f"task {spec.name!r}: the test split is empty")
         if cfg.finetune is not None:  # only training reads the train split
-            train = task.train_examples()[: spec.train_limit]
+            train = _or_planned(lambda: task.train_examples()[: spec.train_limit], missing,
+                                f"task {spec.name!r}, train split", spec.train_limit,
+                                train_size, lambda _: TrainExample(PLACEHOLDER,
+                                                                   PLACEHOLDER))  # fmt: skip
             if not train:
                 raise EmptySetError(f"task {spec.name!r}: the train split is empty")
         _decode_as(decodings, test, "task.decoding", cfg, default_decoding(spec.name, task),
                    spec.decoding)  # fmt: skip
     safety = []
     for i, s in enumerate(cfg.safety):
-        records = load_prompt_set(s.name, ctx, path=s.path, limit=s.limit, seed=s.seed,
-                                  stratify=s.stratify, where=f"safety.{i}.args",
-                                  **s.args)  # fmt: skip
+        source = str(s.args.get("set_name", s.name))
+        records = _or_planned(
+            lambda s=s, i=i: load_prompt_set(s.name, ctx, path=s.path, limit=s.limit,
+                                             seed=s.seed, stratify=s.stratify,
+                                             where=f"safety.{i}.args", **s.args),
+            missing, f"safety.{i} ({s.name})", s.limit, sizes.PROMPT_SETS.get(s.name),
+            _stand_in(source, "harmful"),
+        )  # fmt: skip
         _decode_as(decodings, records, f"safety.{i}.decoding", cfg, default_decoding(s.name),
                    s.decoding)  # fmt: skip
         safety += records
@@ -187,6 +213,48 @@ def load_inputs(cfg: ExperimentConfig, progress: bool = True) -> Inputs:
         exclude = [r.text for r in test + safety] + _organism_eval_prompts(cfg, ctx)
         recipes = load_recipes(cfg, ctx, task, train, exclude)
     return Inputs(ctx, task, task_id, train, test, safety, recipes, decodings)
+
+
+# What a prompt or training example is stood in for by where its data is not here: about 64
+# tokens of text (a nominal length; the dry run says which counts rest on it).
+PLACEHOLDER = "lorem ipsum " * 21
+
+
+def _or_planned(
+    load: Callable[[], list[Any]],
+    missing: list[str] | None,
+    what: str,
+    limit: int | None,
+    size: int | None,
+    placeholder: Callable[[int], Any],
+) -> list[Any]:
+    """load(), or where its hub data is not here and `missing` is given, placeholders: as
+    many as `limit` (at most `size`), else `size`; a line in `missing` says which."""
+    try:
+        return load()
+    except UserError as err:
+        if missing is None or not _hub_unavailable(err):
+            raise
+        reason = str(err)
+    n = min(limit, size) if limit and size else (limit or size or 0)
+    how = ("its limit" if limit and (not size or limit <= size) else "its documented size"
+           if size else "size unknown: give it a limit to plan it")  # fmt: skip
+    missing.append(f"{what}: not on this machine, planned with {n} placeholder items "
+                   f"({how}); {reason}")  # fmt: skip
+    return [placeholder(i) for i in range(n)]
+
+
+def _stand_in(source: str, kind: PromptKind) -> Callable[[int], PromptRecord]:
+    """The i-th placeholder prompt of a set or task whose data is not here."""
+    return lambda i: PromptRecord(f"{source}#{i}", PLACEHOLDER, source, kind, reference="0")
+
+
+def _hub_unavailable(err: BaseException | None) -> bool:
+    while err is not None:
+        if isinstance(err, HubUnavailable):
+            return True
+        err = err.__cause__
+    return False
 
 
 def _decode_as(
@@ -773,11 +841,14 @@ def _score(inputs: Inputs, stored_gens: Sequence[GenerationRow], store: Store) -
 
 
 def describe_plan(cfg: ExperimentConfig, progress: bool = False) -> dict[str, Any]:
-    """The dry run: what the config will do, and how much of it is stored already."""
-    inputs = load_inputs(cfg, progress)
+    """The dry run: what the config will do, how much of it is stored already, what it
+    costs, and which of its data and models are not on this machine yet."""
+    missing: list[str] = []
+    inputs = load_inputs(cfg, progress, missing)
     summary = summarise(cfg, *inputs.responses_per_model(cfg.formats), len(cfg.adapters))
     out: dict[str, Any] = {"plan": summary.__dict__, "stored": {}}
     out["cost"] = [step.__dict__ for step in estimate(cfg, inputs)]
+    out["not_here"] = missing + ([] if cfg.served else _models_not_here(cfg))
     db = cfg.output_dir / STORE_FILE if cfg.output_dir else None
     if db is not None and db.exists():
         with Store(db) as store:
@@ -790,6 +861,22 @@ def describe_plan(cfg: ExperimentConfig, progress: bool = False) -> dict[str, An
             cfg, inputs, db if db is not None and db.exists() else None
         )
     return json.loads(json.dumps(out))
+
+
+def _models_not_here(cfg: ExperimentConfig) -> list[str]:
+    """A line for each base model, adapter and judge model whose files are not on this
+    machine (downloaded from the hub when the run first needs them)."""
+    named = [(f"base model {b.name!r}", b.path) for b in cfg.base_models]
+    named += [(f"adapter {a.name!r}", a.path) for a in cfg.adapters]
+    for spec in cfg.judges:
+        takes = inspect.signature(JUDGES.factory(spec.name)).parameters
+        if "model" in takes and (model := spec.args.get("model", takes["model"].default)):
+            named.append((f"judge {spec.name!r}", str(model)))
+    return [f"{what}: {ref} is not on this machine (not a local folder, not in the hub "
+            "cache); it is downloaded when the run first needs it"
+            for what, ref in named
+            if ref not in (BUILTIN_ORGANISM, BUILTIN_GUARD)  # built here, not downloaded
+            and local_model_folder(ref, cfg.organism.dir) is None]  # fmt: skip
 
 
 def _served_keys(cfg: ExperimentConfig) -> list[str]:

@@ -30,6 +30,11 @@ class DataFileError(UserError):
     """A data file that cannot be read as the loader expects; says which file, line, field."""
 
 
+class HubUnavailable(DataFileError):
+    """A hub dataset that could not be loaded: not in the local cache, and the hub not
+    reachable (or gated). A dry run plans around it (capsafe.data.sizes)."""
+
+
 @dataclass(frozen=True)
 class Row:
     """One row of a data file: its fields and where it came from (for error messages)."""
@@ -242,7 +247,7 @@ def hub_rows(
             + (f", files {files}" if files else "")
             + (f", revision {revision[:12]}" if revision else "")
         )
-        raise DataFileError(_hub_failure(dataset, what, err, gated)) from None
+        raise HubUnavailable(_hub_failure(dataset, what, err, gated)) from None
     where = f"{dataset}[{split}]" + (f"/{files[0]}" if files and len(files) == 1 else "")
     return [Row(obj, f"{where} row {i}") for i, obj in enumerate(ds)]
 
@@ -258,7 +263,7 @@ def hub_file(
         return Path(hf_hub_download(dataset, filename, repo_type="dataset", revision=revision))
     except Exception as err:
         what = f"file {filename!r}" + (f", revision {revision[:12]}" if revision else "")
-        raise DataFileError(_hub_failure(dataset, what, err, gated)) from None
+        raise HubUnavailable(_hub_failure(dataset, what, err, gated)) from None
 
 
 def _hub_failure(dataset: str, what: str, err: Exception, gated: bool) -> str:
