@@ -23,15 +23,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from capsafe.config import ExperimentConfig, FormatSpec
 from capsafe.formats import build_request
 from capsafe.models import local_model_folder
+from capsafe.plan import Inputs, plan_runs
 from capsafe.records import PromptRecord
-
-if TYPE_CHECKING:
-    from capsafe.pipeline import Inputs
 
 CHARS_PER_TOKEN = 4  # English text under a modern BPE vocabulary; used without a tokenizer
 # Tokens a judge's own instructions add to each judgment when its template is not measured
@@ -81,8 +79,6 @@ class StepCost:
 
 def estimate(cfg: ExperimentConfig, inputs: Inputs) -> list[StepCost]:
     """Every step's work, tokens and GPU-hours, for the whole plan (nothing stored counted)."""
-    from capsafe.plan import plan_runs
-
     rates = cfg.estimate
     steps: list[StepCost] = []
     judged = judged_in = judged_out = scored = 0

@@ -23,12 +23,11 @@ from capsafe.config import (
     DecodingOverride,
     DecodingSpec,
     ExperimentConfig,
-    FormatSpec,
     JudgeSpec,
     resolve_decoding,
 )
 from capsafe.cost import StepCost, estimate
-from capsafe.data import TASKS, DataContext, Task, load_prompt_set, sizes
+from capsafe.data import TASKS, DataContext, load_prompt_set, sizes
 from capsafe.data.base import PROMPT_SETS, EmptySetError, take
 from capsafe.data.decoding import default_decoding
 from capsafe.data.files import HubUnavailable
@@ -50,8 +49,8 @@ from capsafe.models import (
 from capsafe.plan import (
     LOGLIK_DECODING,
     GenerationJob,
+    Inputs,
     PlanSummary,
-    RecipePlan,
     adapter_model_key,
     base_model_key,
     choice_key,
@@ -90,33 +89,6 @@ from capsafe.training import finetune_run, load_recipes
 STORE_FILE = "capsafe.db"
 REPORT_FILE = "report.html"
 JUDGE_BATCH = 64
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """The data an experiment runs on, loaded once. An evaluation may have no task."""
-
-    ctx: DataContext
-    task: Task | None
-    task_id: str  # name@version, or "none"
-    train: list[TrainExample]
-    test: list[PromptRecord]
-    safety: list[PromptRecord]
-    recipes: list[RecipePlan] = field(default_factory=list)  # with each round's data
-    # Each record source's decoding (a prompt set's or the task's; see resolve_decoding).
-    decodings: dict[str, DecodingSpec] = field(default_factory=dict)
-
-    def responses_per_model(self, formats: Sequence[FormatSpec]) -> tuple[int, int]:
-        """The responses one model gives to the task's and to the safety prompts (an item of
-        a log-likelihood task is one, its chosen option, whatever the sample seeds)."""
-        seeds = {s: len(d.sample_seeds) for s, d in self.decodings.items()}
-        n_task = sum(1 if self.loglik_task else seeds[r.source] for r in self.test)
-        return n_task * len(formats), sum(seeds[r.source] for r in self.safety) * len(formats)
-
-    @property
-    def loglik_task(self) -> bool:
-        """The task scores options by log-likelihood: its test items are not generated."""
-        return self.task is not None and getattr(self.task, "scoring", "generate") == "loglik"
 
 
 @dataclass(frozen=True)

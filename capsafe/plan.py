@@ -13,7 +13,7 @@ written.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from capsafe.config import (
     ModelSpec,
     RecipeSpec,
 )
+from capsafe.data.base import DataContext, Task
 from capsafe.finetune.mixing import TrainingData
 from capsafe.finetune.recipes import Recipe
 from capsafe.keys import canonical_json, digest, judge_identity_args
@@ -57,6 +58,33 @@ class RecipePlan:
     @property
     def multi_round(self) -> bool:
         return self.rounds[0].epochs is not None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The data an experiment runs on, loaded once. An evaluation may have no task."""
+
+    ctx: DataContext
+    task: Task | None
+    task_id: str  # name@version, or "none"
+    train: list[TrainExample]
+    test: list[PromptRecord]
+    safety: list[PromptRecord]
+    recipes: list[RecipePlan] = field(default_factory=list)  # with each round's data
+    # Each record source's decoding (a prompt set's or the task's; see resolve_decoding).
+    decodings: dict[str, DecodingSpec] = field(default_factory=dict)
+
+    def responses_per_model(self, formats: Sequence[FormatSpec]) -> tuple[int, int]:
+        """The responses one model gives to the task's and to the safety prompts (an item of
+        a log-likelihood task is one, its chosen option, whatever the sample seeds)."""
+        seeds = {s: len(d.sample_seeds) for s, d in self.decodings.items()}
+        n_task = sum(1 if self.loglik_task else seeds[r.source] for r in self.test)
+        return n_task * len(formats), sum(seeds[r.source] for r in self.safety) * len(formats)
+
+    @property
+    def loglik_task(self) -> bool:
+        """The task scores options by log-likelihood: its test items are not generated."""
+        return self.task is not None and getattr(self.task, "scoring", "generate") == "loglik"
 
 
 @dataclass(frozen=True)
