@@ -5,6 +5,7 @@ capsafe run examples/organism.yaml --dry-run       # what it would do, what is s
 capsafe run exp.yaml decoding.max_new_tokens=32    # key=value overrides
 capsafe evaluate --base ID_OR_PATH --adapter PATH  # a ready fine-tuned model vs its base
 capsafe report runs/organism-quickstart            # rewrite the HTML report from the store
+capsafe view runs/organism-quickstart              # every stored response, in a local web page
 capsafe organism build .capsafe/organism --seed 0  # build the model organism
 capsafe list recipes                               # registered recipes (judges, backends, ...)
 capsafe judges audit --preset xstest --data DIR --judge keyword_refusal   # judges vs humans
@@ -176,6 +177,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
             tables = write_parquet(store, folder / PARQUET_DIR)
             print(f"capsafe: parquet: {len(tables)} tables in {folder / PARQUET_DIR}")
     print(f"capsafe: report: {path}")
+    return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from capsafe.view import open_view
+
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: expected 0 (any free port) to 65535")
+    server = None
+    try:
+        server = open_view(Path(args.dir), host=args.host, port=args.port)
+        total = server.index.options.total
+        print(f"capsafe: view: {total:,} responses of {args.dir} at {server.url} "
+              "(Ctrl-C stops it)", flush=True)  # fmt: skip
+        if not server.loopback:
+            print(f"capsafe: view: listening on {args.host}: anyone who can reach this "
+                  "machine can read the responses", file=sys.stderr)  # fmt: skip
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("capsafe: view: stopped")
+    finally:
+        if server is not None:
+            server.server_close()
+            server.index.store.close()
     return 0
 
 
@@ -444,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="change report settings without rerunning, e.g. "
         "'report.capability_target={accuracy: 0.5}', report.capability_benchmark=gsm8k/test, "
         "report.capability_format=chat, report.power_change=0.05, "
-        "report.examples_per_checkpoint=3",
+        "report.examples_per_checkpoint=3, report.explorer_sample=5000 (responses the "
+        "explorer holds; `capsafe view DIR` shows all)",
     )
     report.add_argument("-o", "--output", help="report file (default: DIR/report.html)")
     report.add_argument(
@@ -453,6 +479,28 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"also write the store's tables as Parquet files in DIR/{PARQUET_DIR}/",
     )
     report.set_defaults(func=_cmd_report)
+
+    view = sub.add_parser(
+        "view",
+        help="serve the report and every stored response in a local web explorer",
+        description="Serve DIR's report.html and an explorer that pages through every stored "
+        "response (the report holds a sample: report.explorer_sample) with the report "
+        "explorer's filters, reading the store read-only. Ctrl-C stops it.",
+        epilog="example: capsafe view runs/organism-quickstart --port 0  (then open the URL "
+        "it prints; filters can be given in the URL, e.g. /#f:benchmark=organism/harmful"
+        "&disagree=1)",
+    )
+    view.add_argument("dir", help="experiment folder (holds capsafe.db)")
+    view.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 serves "
+        "everyone who can reach it)",
+    )
+    view.add_argument(
+        "--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)"
+    )
+    view.set_defaults(func=_cmd_view)
 
     organism = sub.add_parser("organism", help="the built-in model organism")
     org_sub = organism.add_subparsers(dest="organism_command", required=True)

@@ -355,6 +355,10 @@ class ReportSpec(Strict):
     capability_format: str | None = None
     # The change in the harmful-compliance rate the power analysis plans to detect.
     power_change: Float = Field(default=0.1, gt=0, lt=1)
+    # Responses the report's explorer holds, at most: an even share per checkpoint x
+    # benchmark, judge disagreements and incoherent ones first (capsafe.report.sample);
+    # `capsafe view DIR` shows every one. 2000 keep a paper-scale report a few MB.
+    explorer_sample: Int = Field(default=2000, ge=0)
 
 
 class AdapterSpec(Strict):

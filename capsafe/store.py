@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from capsafe import __version__
+from capsafe.errors import UserError
 
 SCHEMA_VERSION = 5
 _FAILURES = """CREATE TABLE IF NOT EXISTS failures (
@@ -205,8 +206,18 @@ RESULT_TABLES = ("models", "runs", "checkpoints", "generations", "judgments", "s
 class Store:
     """The experiment's SQLite store. One writer process; readers may be many."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """Open (creating and migrating it if need be) the store at `path`.
+
+        read_only: only read it (capsafe view): nothing is created, migrated or written, and
+        the connection may be used from any thread, one at a time (the caller serialises
+        them). Not a capsafe store of this schema version: a UserError.
+        """
         self.path = Path(path)
+        self.read_only = read_only
+        if read_only:
+            self._open_read_only()
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=60)
         self._db.row_factory = sqlite3.Row
@@ -227,6 +238,25 @@ class Store:
         if found != str(SCHEMA_VERSION):
             raise RuntimeError(
                 f"{self.path}: store schema version {found}, this capsafe reads {SCHEMA_VERSION}"
+            )
+
+    def _open_read_only(self) -> None:
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such store")
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        self._db = sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        try:
+            found = self.meta("schema_version")
+        except sqlite3.DatabaseError as err:
+            self._db.close()
+            raise UserError(f"{self.path}: not a capsafe store ({err})") from None
+        if found != str(SCHEMA_VERSION):
+            self._db.close()
+            newer = found is not None and found.isdigit() and int(found) > SCHEMA_VERSION
+            raise UserError(
+                f"{self.path}: store schema version {found}, this capsafe reads {SCHEMA_VERSION}"
+                + ("; upgrade capsafe" if newer else "; `capsafe report DIR` upgrades it")
             )
 
     def _migrate(self) -> None:
@@ -402,6 +432,23 @@ class Store:
 
     def judgments(self) -> list[JudgmentRow]:
         return self._select(JudgmentRow, "SELECT * FROM judgments ORDER BY key")
+
+    def judgments_of(self, generation_keys: Sequence[str]) -> list[JudgmentRow]:
+        """The judgments of these generations."""
+        out: list[JudgmentRow] = []
+        for chunk in _chunks(list(generation_keys), 500):
+            marks = ", ".join("?" * len(chunk))
+            out += self._select(
+                JudgmentRow, f"SELECT * FROM judgments WHERE generation_key IN ({marks})", chunk
+            )
+        return out
+
+    def reader(self) -> sqlite3.Connection:
+        """The connection of a store opened read_only, for a reading tool's own queries and
+        TEMP tables (capsafe view's index); nothing can write the store through it."""
+        if not self.read_only:
+            raise RuntimeError("Store.reader() is for a store opened with read_only=True")
+        return self._db
 
     def scores(self, keys: Sequence[str] | None = None) -> list[ScoreRow]:
         """Every score, or those under `keys`."""

@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -302,8 +303,14 @@ def judge_fields(rows: ExperimentRows) -> dict[str, set[str]]:
 
 
 def _judge_fields(rows: ExperimentRows) -> dict[str, set[str]]:
+    return measured_fields(rows.judgments)
+
+
+def measured_fields(judgments: Iterable[JudgmentRow]) -> dict[str, set[str]]:
+    """judge_fields of these judgments: one parsed judgment of each judge label and pattern
+    of fields set is enough (what capsafe view reads, without loading every judgment)."""
     fields: dict[str, set[str]] = defaultdict(set)
-    for j in rows.judgments:
+    for j in judgments:
         if not j.parse_error:
             values = _judgment_values(j, "harmful") | _judgment_values(j, "benign")
             fields[judge_label(j.judge, j.judge_args)] |= {

@@ -1,5 +1,6 @@
-"""The response explorer: every response, filterable by checkpoint, benchmark, category, judge,
-judge disagreement and coherence, in the page with no server.
+"""The response explorer: a bounded sample of the responses (capsafe.report.sample), filterable
+by checkpoint, benchmark, category, judge, judge disagreement and coherence, in the page with
+no server. `capsafe view DIR` serves the same explorer over every stored response.
 
 The responses travel as JSON in a <script type="application/json"> block, with "<", ">"
 and "&" written as \\u escapes so no model output can close the block. Every string that
@@ -11,7 +12,7 @@ report.html#f:benchmark=organism/harmful&disagree=1 (keys: checkpoint, benchmark
 category, judge, disagree, incoherent).
 
     data_json = explorer_json(rows)            # the data block's text
-    html = explorer_section(rows)              # the controls, the data block and the list
+    html = explorer_section(rows, sample=2000) # the controls, the data block and the list
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections import defaultdict
+from collections.abc import Iterable, Sequence
 
-from capsafe.analysis.labels import judge_fields, judge_label, unsafe_value
+from capsafe.analysis.labels import judge_fields, judge_label
 from capsafe.analysis.rows import ExperimentRows
 from capsafe.report.explorer_js import SCRIPT
+from capsafe.report.flags import Flags, judgments_by_generation, response_flags
 from capsafe.report.markup import esc, setting_text
-from capsafe.store import JudgmentRow
+from capsafe.report.sample import explorer_sample
+from capsafe.store import GenerationRow, JudgmentRow
 
 SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
+# The report's Content-Security-Policy: no remote loads, no script but the explorer's own.
+CSP = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src '{SCRIPT_HASH}'"
 
 
 def _verdict(j: JudgmentRow) -> str:
@@ -45,18 +50,11 @@ def _verdict(j: JudgmentRow) -> str:
     return "; ".join(parts) or "no verdict"
 
 
-def _call(j: JudgmentRow, kind: str, fields: dict[str, set[str]]) -> float | None:
-    """What judges must agree on: harmful compliance on harmful prompts (see
-    analysis.labels), whether the model refused on benign ones."""
-    if kind == "harmful":
-        return unsafe_value(j, fields[judge_label(j.judge, j.judge_args)])
-    return None if j.refusal is None else float(j.refusal != "none")
-
-
-def explorer_records(rows: ExperimentRows) -> list[dict[str, object]]:
+def checkpoint_names(rows: ExperimentRows) -> dict[str, str]:
+    """Per model key, the name the explorer shows and filters by (only rows.models and
+    rows.runs are read)."""
     runs = {r.run_id: r for r in rows.runs}
     bases = rows.base_names()
-    fields = judge_fields(rows)
     names = {}
     for m in rows.models:
         run = runs.get(m.run_id) if m.run_id else None
@@ -66,20 +64,35 @@ def explorer_records(rows: ExperimentRows) -> list[dict[str, object]]:
             if run is None
             else f"{base} · {setting_text(run)} · seed {run.seed} · epoch {m.epoch}"
         )
-    by_gen: dict[str, list[JudgmentRow]] = defaultdict(list)
-    for j in rows.judgments:
-        by_gen[j.generation_key].append(j)
+    return names
+
+
+def explorer_record(
+    g: GenerationRow, judgments: Sequence[JudgmentRow], checkpoint: str, flags: Flags
+) -> dict[str, object]:
+    """One response as the explorer's script reads it (the report's and capsafe view's);
+    `judgments` in the order to show them."""
+    return {
+        "ck": checkpoint, "b": g.prompt_set, "c": g.category or "", "k": g.kind, "f": g.format,
+        "s": g.sample_seed, "p": g.prompt, "r": g.response,
+        "j": [[judge_label(j.judge, j.judge_args), _verdict(j)] for j in judgments],
+        "d": flags.disagree, "i": flags.incoherent,
+    }  # fmt: skip
+
+
+def explorer_records(
+    rows: ExperimentRows, generations: Iterable[GenerationRow] | None = None
+) -> list[dict[str, object]]:
+    """The records of `generations` (default: all of the rows'), ordered by checkpoint."""
+    names = checkpoint_names(rows)
+    by_gen = judgments_by_generation(rows)
+    fields = judge_fields(rows)
     out = []
-    for g in sorted(rows.generations, key=lambda g: (names.get(g.model_key, ""), g.key)):
-        js = sorted(by_gen.get(g.key, []), key=lambda j: (j.judge, j.judge_args))
-        calls = {_call(j, g.kind, fields) for j in js if not j.parse_error} - {None}
-        coherent = [j.coherent for j in js if j.coherent is not None and not j.parse_error]
-        out.append({
-            "ck": names.get(g.model_key, g.model_key), "b": g.prompt_set, "c": g.category or "",
-            "k": g.kind, "f": g.format, "s": g.sample_seed, "p": g.prompt, "r": g.response,
-            "j": [[judge_label(j.judge, j.judge_args), _verdict(j)] for j in js],
-            "d": len(calls) > 1, "i": (not all(coherent)) if coherent else None,
-        })  # fmt: skip
+    gens = rows.generations if generations is None else generations
+    for g in sorted(gens, key=lambda g: (names.get(g.model_key, ""), g.key)):
+        js = by_gen.get(g.key, [])
+        flags = response_flags(g.kind, js, fields)
+        out.append(explorer_record(g, js, names.get(g.model_key, g.model_key), flags))
     return out
 
 
@@ -87,7 +100,9 @@ def explorer_records(rows: ExperimentRows) -> list[dict[str, object]]:
 INDEXED = ("ck", "b", "c", "k", "f", "p")
 
 
-def explorer_data(rows: ExperimentRows) -> dict[str, object]:
+def explorer_data(
+    rows: ExperimentRows, generations: Iterable[GenerationRow] | None = None
+) -> dict[str, object]:
     """The records with every repeated string replaced by its index in a table: {"t": {field:
     [strings]}, "r": [records]}, a record's "j" holding [judge index, verdict index] pairs
     into the tables "jl" and "jv". expand_explorer_data reverses it."""
@@ -97,7 +112,7 @@ def explorer_data(rows: ExperimentRows) -> dict[str, object]:
         return tables[table].setdefault(value, len(tables[table]))
 
     records = []
-    for r in explorer_records(rows):
+    for r in explorer_records(rows, generations):
         out = {**r, **{key: index(key, r[key]) for key in INDEXED}}  # type: ignore[arg-type]
         out["j"] = [[index("jl", label), index("jv", text)] for label, text in r["j"]]  # type: ignore[attr-defined]
         records.append(out)
@@ -114,15 +129,16 @@ def expand_explorer_data(data: dict[str, object]) -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
-def explorer_json(rows: ExperimentRows) -> str:
+def explorer_json(rows: ExperimentRows, generations: Iterable[GenerationRow] | None = None) -> str:
     """explorer_data as JSON safe inside a <script> element (no "<", ">" or "&" left)."""
-    text = json.dumps(explorer_data(rows), ensure_ascii=False, separators=(",", ":"))
+    data = explorer_data(rows, generations)
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def explorer_section(rows: ExperimentRows) -> str:
-    if not rows.generations:
-        return "<p class='missing'>No responses in the store.</p>"
+def filter_form() -> str:
+    """The explorer's filter controls (their options are filled by the script): the report's
+    and capsafe view's."""
     selects = "".join(
         f"<label>{esc(label)} <select id='flt-{key}'><option value=''>all</option></select>"
         "</label>"
@@ -130,16 +146,49 @@ def explorer_section(rows: ExperimentRows) -> str:
                            ("j", "judge"))
     )  # fmt: skip
     return (
-        "<div class='cw' role='note'><b>Content warning.</b> Unfiltered prompts and model "
-        "responses below; they may be harmful or offensive. They are shown as plain text.</div>"
         f"<form id='explorer-filters' class='filters'>{selects}"
         "<label><input type='checkbox' id='flt-d'> judges disagree</label>"
         "<label>coherence <select id='flt-i'><option value=''>all</option>"
         "<option value='1'>incoherent</option><option value='0'>coherent</option></select>"
         "</label></form>"
-        "<p id='explorer-count' class='muted'>The explorer needs JavaScript; the example "
+    )
+
+
+CONTENT_WARNING = (
+    "<div class='cw' role='note'><b>Content warning.</b> Unfiltered prompts and model "
+    "responses below; they may be harmful or offensive. They are shown as plain text.</div>"
+)
+
+
+def explorer_section(rows: ExperimentRows, sample: int) -> str:
+    """The explorer over at most `sample` responses (report.explorer_sample)."""
+    if not rows.generations:
+        return "<p class='missing'>No responses in the store.</p>"
+    chosen = explorer_sample(rows, sample)
+    return (
+        CONTENT_WARNING
+        + _sample_note(len(chosen.generations), chosen.stored)
+        + filter_form()
+        + "<p id='explorer-count' class='muted'>The explorer needs JavaScript; the example "
         "responses above are static.</p><div id='explorer-list'></div>"
         "<button type='button' id='explorer-more' hidden>show more</button>"
-        f"<script type='application/json' id='explorer-data'>{explorer_json(rows)}</script>"
+        "<script type='application/json' id='explorer-data'>"
+        f"{explorer_json(rows, chosen.generations)}</script>"
         f"<script>{SCRIPT}</script>"
+    )
+
+
+def _sample_note(shown: int, stored: int) -> str:
+    view = (
+        "<span class='mono'>capsafe view DIR</span> serves this explorer over every stored "
+        "response (DIR: the experiment folder, which holds capsafe.db)."
+    )
+    if shown == stored:
+        return f"<p id='explorer-sample'>All {stored:,} stored responses are here. {view}</p>"
+    return (
+        f"<p id='explorer-sample' class='warn'>This report holds <b>{shown:,} of the {stored:,} "
+        "stored responses</b>: an even share of each checkpoint on each benchmark, judge "
+        "disagreements and incoherent responses first, the rest chosen by a hash of the "
+        "prompt; at most <span class='mono'>report.explorer_sample</span> in all. "
+        f"{view}</p>"
     )

@@ -1,22 +1,13 @@
 """The response explorer's script (see capsafe.report.explorer), kept as a string so it ships
 with the package without package-data settings; its hash goes in the page's CSP.
+
+SHARED is the part `capsafe view` runs too (capsafe.view.page): how a response is drawn, and
+how the filter form is read from and set by the URL hash.
 """
 
-SCRIPT = r"""
-// capsafe report: the response explorer. Model text is untrusted: it only ever reaches the
-// page through textContent, never innerHTML. Filters: the form, or the URL (#f:judge=x&disagree=1).
-(function () {
-  "use strict";
-  // The data holds each repeated string once, in tables the records index (explorer_data).
-  var data = JSON.parse(document.getElementById("explorer-data").textContent);
-  var t = data.t;
-  var records = data.r.map(function (r) {
-    return {ck: t.ck[r.ck], b: t.b[r.b], c: t.c[r.c], k: t.k[r.k], f: t.f[r.f], s: r.s,
-            p: t.p[r.p], r: r.r, d: r.d, i: r.i,
-            j: r.j.map(function (p) { return [t.jl[p[0]], t.jv[p[1]]]; })};
-  });
-  var PAGE = 50;
-  var shown = PAGE;
+SHARED = r"""
+  // Model text is untrusted: it only ever reaches the page through textContent, never
+  // innerHTML. Filters: the form, or the URL (#f:judge=x&disagree=1).
   var keys = ["ck", "b", "c", "j"];
   var hashNames = {checkpoint: "ck", benchmark: "b", category: "c", judge: "j"};
 
@@ -26,40 +17,29 @@ SCRIPT = r"""
     if (text !== undefined) e.textContent = text;
     return e;
   }
-  function values(key) {
-    var seen = {};
-    records.forEach(function (r) {
-      if (key === "j") r.j.forEach(function (p) { seen[p[0]] = 1; });
-      else if (r[key] !== "") seen[r[key]] = 1;
-    });
-    return Object.keys(seen).sort();
-  }
-  keys.forEach(function (key) {
+  function fillSelect(key, values) {
     var select = document.getElementById("flt-" + key);
-    values(key).forEach(function (v) {
+    values.forEach(function (v) {
       var o = el("option", "", v);
       o.value = v;
       select.appendChild(o);
     });
-  });
+  }
   function fromHash() {
-    if (location.hash.indexOf("#f:") !== 0) return;
+    if (location.hash.indexOf("#f:") !== 0) return false;
+    document.getElementById("explorer-filters").reset();  // a link sets exactly its filters
     new URLSearchParams(location.hash.slice(3)).forEach(function (v, k) {
       if (k === "disagree") document.getElementById("flt-d").checked = v === "1";
       else if (k === "incoherent") document.getElementById("flt-i").value = v;
       else if (hashNames[k]) document.getElementById("flt-" + hashNames[k]).value = v;
     });
-    document.getElementById("explorer").scrollIntoView();
-  }
-  function matches(r, f) {
-    if (f.ck && r.ck !== f.ck) return false;
-    if (f.b && r.b !== f.b) return false;
-    if (f.c && r.c !== f.c) return false;
-    if (f.j && !r.j.some(function (p) { return p[0] === f.j; })) return false;
-    if (f.d && !r.d) return false;
-    if (f.i === "1" && r.i !== true) return false;
-    if (f.i === "0" && r.i !== false) return false;
     return true;
+  }
+  function formFilters() {
+    var f = {d: document.getElementById("flt-d").checked,
+             i: document.getElementById("flt-i").value};
+    keys.forEach(function (k) { f[k] = document.getElementById("flt-" + k).value; });
+    return f;
   }
   function card(r) {
     var box = el("div", "example");
@@ -75,18 +55,59 @@ SCRIPT = r"""
     box.appendChild(list);
     return box;
   }
+"""
+
+SCRIPT = (
+    r"""
+// capsafe report: the response explorer, over the sample of responses the report holds.
+(function () {
+  "use strict";
+"""
+    + SHARED
+    + r"""
+  // The data holds each repeated string once, in tables the records index (explorer_data).
+  var data = JSON.parse(document.getElementById("explorer-data").textContent);
+  var t = data.t;
+  var records = data.r.map(function (r) {
+    return {ck: t.ck[r.ck], b: t.b[r.b], c: t.c[r.c], k: t.k[r.k], f: t.f[r.f], s: r.s,
+            p: t.p[r.p], r: r.r, d: r.d, i: r.i,
+            j: r.j.map(function (p) { return [t.jl[p[0]], t.jv[p[1]]]; })};
+  });
+  var PAGE = 50;
+  var shown = PAGE;
+
+  function values(key) {
+    var seen = {};
+    records.forEach(function (r) {
+      if (key === "j") r.j.forEach(function (p) { seen[p[0]] = 1; });
+      else if (r[key] !== "") seen[r[key]] = 1;
+    });
+    return Object.keys(seen).sort();
+  }
+  keys.forEach(function (key) { fillSelect(key, values(key)); });
+  function matches(r, f) {
+    if (f.ck && r.ck !== f.ck) return false;
+    if (f.b && r.b !== f.b) return false;
+    if (f.c && r.c !== f.c) return false;
+    if (f.j && !r.j.some(function (p) { return p[0] === f.j; })) return false;
+    if (f.d && !r.d) return false;
+    if (f.i === "1" && r.i !== true) return false;
+    if (f.i === "0" && r.i !== false) return false;
+    return true;
+  }
   function render() {
-    var f = {d: document.getElementById("flt-d").checked,
-             i: document.getElementById("flt-i").value};
-    keys.forEach(function (k) { f[k] = document.getElementById("flt-" + k).value; });
+    var f = formFilters();
     var hits = records.filter(function (r) { return matches(r, f); });
     var list = document.getElementById("explorer-list");
     list.replaceChildren.apply(list, hits.slice(0, shown).map(card));
     document.getElementById("explorer-count").textContent =
-      hits.length + " of " + records.length + " responses match" +
+      hits.length + " of the " + records.length + " responses in this report match" +
       (hits.length > shown ? " (first " + shown + " shown)" : "");
     document.getElementById("explorer-more").hidden = hits.length <= shown;
     document.documentElement.setAttribute("data-explorer-matches", String(hits.length));
+  }
+  function hashChanged() {
+    if (fromHash()) document.getElementById("explorer").scrollIntoView();
   }
   document.getElementById("explorer-filters").addEventListener("change", function () {
     shown = PAGE;
@@ -96,9 +117,10 @@ SCRIPT = r"""
     shown += PAGE;
     render();
   });
-  window.addEventListener("hashchange", function () { fromHash(); render(); });
-  fromHash();
+  window.addEventListener("hashchange", function () { hashChanged(); render(); });
+  hashChanged();
   render();
   document.documentElement.setAttribute("data-explorer", "ready");
 })();
 """
+)

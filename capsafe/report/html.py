@@ -20,7 +20,7 @@ from capsafe.analysis.labels import SAFETY_METRIC, run_views
 from capsafe.analysis.rows import ExperimentRows
 from capsafe.config import ReportSpec, report_spec
 from capsafe.report.examples import examples_section
-from capsafe.report.explorer import SCRIPT_HASH, explorer_section
+from capsafe.report.explorer import CSP, explorer_section
 from capsafe.report.figures import ACCURACY, capability_safety_figure, figure_png_base64
 from capsafe.report.markup import definition_list, esc, setting_text
 from capsafe.report.methods import methods_section
@@ -42,8 +42,6 @@ from capsafe.report.tables import (
     truncation_table,
 )
 from capsafe.report.tables_analyses import rates_table
-
-CSP = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src '{SCRIPT_HASH}'"
 
 
 def render_report(
@@ -87,7 +85,7 @@ def render_report(
             "Example responses",
             _examples_intro() + examples_section(rows, spec.examples_per_checkpoint),
         ),
-        ("explorer", "Response explorer", explorer_section(rows)),
+        ("explorer", "Response explorer", explorer_section(rows, spec.explorer_sample)),
         (
             "methods",
             "Methods and provenance",
