@@ -13,6 +13,7 @@ from capsafe.config import ConfigError, DecodingOverride, DecodingSpec, load_con
 from capsafe.config import resolve_decoding as resolve
 from capsafe.data import decoding as defaults
 from capsafe.pipeline import STORE_FILE, describe_plan, load_inputs, run_experiment
+from capsafe.report.explorer import expand_explorer_data
 from capsafe.store import Store
 
 BASE = {"name": "x", "base_models": [{"name": "m", "path": "m"}], "finetune": None}
@@ -102,3 +103,7 @@ def test_each_set_generates_with_its_own_decoding(small_config):
     page = outcome.report.read_text()
     assert "Responses cut at their token limit, per prompt set" in page
     assert f"({cut}/6)" in page
+    # ... and each cut response is marked in the explorer (the report's and capsafe view's).
+    data = page.split("id='explorer-data'>", 1)[1].split("</script>")[0]
+    marked = [r for r in expand_explorer_data(json.loads(data)) if r["x"]]
+    assert len(marked) == sum(g.finish_reason == "length" for g in gens) >= cut

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 
 from capsafe.analysis.labels import judge_fields, judge_label
 from capsafe.analysis.rows import ExperimentRows
+from capsafe.records import LENGTH
 from capsafe.report.explorer_js import SCRIPT
 from capsafe.report.flags import Flags, judgments_by_generation, response_flags
 from capsafe.report.markup import esc, setting_text
@@ -76,7 +77,7 @@ def explorer_record(
         "ck": checkpoint, "b": g.prompt_set, "c": g.category or "", "k": g.kind, "f": g.format,
         "s": g.sample_seed, "p": g.prompt, "r": g.response,
         "j": [[judge_label(j.judge, j.judge_args), _verdict(j)] for j in judgments],
-        "d": flags.disagree, "i": flags.incoherent,
+        "d": flags.disagree, "i": flags.incoherent, "x": g.finish_reason == LENGTH,
     }  # fmt: skip
 
 

@@ -52,6 +52,7 @@ SHARED = r"""
     var list = el("ul", "verdicts");
     r.j.forEach(function (p) { list.appendChild(el("li", "", p[0] + ": " + p[1])); });
     if (r.d) list.appendChild(el("li", "perr", "judges disagree"));
+    if (r.x) list.appendChild(el("li", "perr", "cut at the token limit: the judges saw it so"));
     box.appendChild(list);
     return box;
   }
@@ -70,7 +71,7 @@ SCRIPT = (
   var t = data.t;
   var records = data.r.map(function (r) {
     return {ck: t.ck[r.ck], b: t.b[r.b], c: t.c[r.c], k: t.k[r.k], f: t.f[r.f], s: r.s,
-            p: t.p[r.p], r: r.r, d: r.d, i: r.i,
+            p: t.p[r.p], r: r.r, d: r.d, i: r.i, x: r.x,
             j: r.j.map(function (p) { return [t.jl[p[0]], t.jv[p[1]]]; })};
   });
   var PAGE = 50;
