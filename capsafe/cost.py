@@ -292,7 +292,8 @@ def measured_table(
 
 def _duration(seconds: float) -> str:
     if seconds < 1:
-        return f"{seconds * 1000:.2g} ms"
+        ms = seconds * 1000
+        return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.2g} ms"
     if seconds < 120:
         return f"{seconds:.1f} s"
     if seconds < 7200:
