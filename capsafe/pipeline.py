@@ -30,7 +30,7 @@ from capsafe.cost import StepCost, estimate
 from capsafe.data import TASKS, DataContext, load_prompt_set, sizes
 from capsafe.data.base import PROMPT_SETS, EmptySetError, take
 from capsafe.data.decoding import default_decoding
-from capsafe.data.files import HubUnavailable
+from capsafe.data.files import HubUnavailable, hub_offline
 from capsafe.errors import UserError
 from capsafe.finetune.checkpoints import non_finite_tensors
 from capsafe.finetune.tracking import check_trackers
@@ -816,7 +816,8 @@ def describe_plan(cfg: ExperimentConfig, progress: bool = False) -> dict[str, An
     """The dry run: what the config will do, how much of it is stored already, what it
     costs, and which of its data and models are not on this machine yet."""
     missing: list[str] = []
-    inputs = load_inputs(cfg, progress, missing)
+    with hub_offline():  # what is not here is planned around, not downloaded
+        inputs = load_inputs(cfg, progress, missing)
     summary = summarise(cfg, *inputs.responses_per_model(cfg.formats), len(cfg.adapters))
     out: dict[str, Any] = {"plan": summary.__dict__, "stored": {}}
     out["cost"] = [step.__dict__ for step in estimate(cfg, inputs)]

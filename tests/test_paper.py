@@ -19,11 +19,12 @@ PAPER = REPO / "examples" / "paper.yaml"
 DATA = REPO / "tests" / "data" / "safety"
 
 
-def test_the_dry_run_plans_the_study_without_its_models_or_data(monkeypatch, capsys, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing here, and no hub: all planned around
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
-    out = tmp_path / "out"
+def test_the_dry_run_plans_the_study_without_its_models_or_data(capsys, tmp_path):
+    # Nothing of it is here, and the dry run reads only the hub cache (it downloads nothing,
+    # so it asks no server: on this machine the hub cannot be reached at all).
+    import huggingface_hub.constants
+
+    offline_before, out = huggingface_hub.constants.HF_HUB_OFFLINE, tmp_path / "out"
     assert main(["run", str(PAPER), "--dry-run", "--json", "-q", f"output_dir={out}"]) == 0
     plan = json.loads(capsys.readouterr().out)
     p = plan["plan"]
@@ -42,6 +43,7 @@ def test_the_dry_run_plans_the_study_without_its_models_or_data(monkeypatch, cap
     assert ft["count"] == 18 * 5 * -(-7473 // 16) and ft["params"] == 8.03
     assert all(c["gpu_hours"] for c in plan["cost"] if c["note"] != "CPU")
     assert not out.exists()  # a dry run writes nothing
+    assert huggingface_hub.constants.HF_HUB_OFFLINE is offline_before  # ... and leaves it so
     assert main(["run", str(PAPER), "--dry-run", "-q", f"output_dir={out}"]) == 0
     text = capsys.readouterr().out
     assert "not on this machine" in text and "GPU-hours" in text

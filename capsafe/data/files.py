@@ -16,7 +16,9 @@ import csv
 import gzip
 import io
 import json
+import os
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,6 +252,30 @@ def hub_rows(
         raise HubUnavailable(_hub_failure(dataset, what, err, gated)) from None
     where = f"{dataset}[{split}]" + (f"/{files[0]}" if files and len(files) == 1 else "")
     return [Row(obj, f"{where} row {i}") for i, obj in enumerate(ds)]
+
+
+@contextmanager
+def hub_offline() -> Iterator[None]:
+    """Read only what the hub cache holds while the block runs (a dry run downloads
+    nothing): the environment variables, for libraries imported later, and the flags of
+    huggingface_hub and datasets, which read those variables once, on import."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    names = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    env = {k: os.environ.get(k) for k in names}
+    flags = (huggingface_hub.constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE)
+    os.environ.update(dict.fromkeys(names, "1"))
+    huggingface_hub.constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        huggingface_hub.constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = flags
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def hub_file(
