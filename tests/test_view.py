@@ -295,9 +295,12 @@ def test_read_only_store_refuses_other_schemas(tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_the_command(folder: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Ctrl-C as a terminal delivers it: a test run started in the background by a script
+    # ignores SIGINT, and a child would inherit that and never see the signal.
     proc = subprocess.Popen(
         [sys.executable, "-m", "capsafe.cli", "view", str(folder), "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
