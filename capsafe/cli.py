@@ -44,7 +44,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"generated {outcome.generated}, judged {outcome.judged}, scored {outcome.scored} "
         f"in {outcome.seconds:.1f} s"
     )
-    if outcome.step_seconds and not args.quiet:
+    if outcome.estimate and not args.quiet:
         from capsafe.cost import measured_table
 
         print("capsafe: each step's time beside the cost estimate for the work it did:")

@@ -103,7 +103,7 @@ class RunOutcome:
     # Wall seconds per step (finetune, generate, judge, score) and the plan's cost estimate,
     # so the throughput model can be checked against the run.
     step_seconds: dict[str, float] = field(default_factory=dict)
-    estimate: list[StepCost] = field(default_factory=list)
+    estimate: list[StepCost] = field(default_factory=list)  # empty when the run did nothing
     judged_by: dict[str, int] = field(default_factory=dict)  # new judgments per judge
 
     def work(self) -> tuple[dict[str, int], dict[str, int]]:
@@ -368,7 +368,11 @@ def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> R
         report_path,
         time.monotonic() - start,
         clock.seconds,
-        estimate(cfg, inputs),
+        # The estimate beside the time taken, for a run that did some work: a rerun that did
+        # none would pay for it (loading a tokenizer: 5 s of a warm quick start) for nothing.
+        estimate(cfg, inputs)
+        if counts["epochs"] or counts["generated"] or judged or scored
+        else [],
         judged_by,
     )
 
