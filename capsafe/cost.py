@@ -17,7 +17,6 @@ machine, else from KNOWN_PARAMS, else from `params:` in the config.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from collections.abc import Sequence
@@ -140,9 +139,8 @@ def estimate(cfg: ExperimentConfig, inputs: Inputs) -> list[StepCost]:
 def _judge_cost(
     cfg: ExperimentConfig, spec: Any, n: int, prompt_tokens: int, response_tokens: int
 ) -> StepCost:
-    from capsafe.judges import JUDGES
+    from capsafe.judges.base import judge_model
 
-    takes = inspect.signature(JUDGES.factory(spec.name)).parameters
     step, unit = f"judge {spec.name}", "judgments"
     if spec.name == "coherence":  # perplexity of each response under its base model
         sizes = [model_params(b.path, cfg, b.params) for b in cfg.base_models]
@@ -150,10 +148,10 @@ def _judge_cost(
         return StepCost(step, unit, n, response_tokens, 0, params,
                         _hours(response_tokens, params, cfg.estimate.prefill),
                         "prefill of each response under its base")  # fmt: skip
-    if "model" not in takes:
+    model = judge_model(spec.name, spec.args)
+    if model is None:
         return StepCost(step, unit, n, 0, 0, None, None, "CPU")
-    model = spec.args.get("model", takes["model"].default)
-    params = None if model is None else model_params(str(model), cfg, spec.params)
+    params = model_params(model, cfg, spec.params)
     tokens = prompt_tokens + response_tokens + n * JUDGE_TEMPLATE_TOKENS
     verdicts = n * REASONING_TOKENS.get(spec.name, JUDGE_VERDICT_TOKENS)
     hours = None

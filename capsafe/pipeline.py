@@ -36,6 +36,7 @@ from capsafe.finetune.checkpoints import non_finite_tensors
 from capsafe.finetune.tracking import check_trackers
 from capsafe.formats import build_request
 from capsafe.judges import JUDGES, Judge
+from capsafe.judges.base import judge_model
 from capsafe.keys import canonical_json, digest, folder_content_hash
 from capsafe.locking import folder_lock
 from capsafe.models import (
@@ -846,9 +847,8 @@ def _models_not_here(cfg: ExperimentConfig) -> list[str]:
     named = [(f"base model {b.name!r}", b.path) for b in cfg.base_models]
     named += [(f"adapter {a.name!r}", a.path) for a in cfg.adapters]
     for spec in cfg.judges:
-        takes = inspect.signature(JUDGES.factory(spec.name)).parameters
-        if "model" in takes and (model := spec.args.get("model", takes["model"].default)):
-            named.append((f"judge {spec.name!r}", str(model)))
+        if model := judge_model(spec.name, spec.args):
+            named.append((f"judge {spec.name!r}", model))
     return [f"{what}: {ref} is not on this machine (not a local folder, not in the hub "
             "cache); it is downloaded when the run first needs it"
             for what, ref in named
