@@ -1,18 +1,19 @@
-"""Runs an experiment's plan in-process: fine-tune, generate, judge, score, report.
+"""Runs an experiment's plan: fine-tune, generate, judge, score, report.
 
-Each step first asks the store which of its keys are done and does only the rest, so a
-rerun does no stored work, an interrupted run resumes, and adding a judge generates
-nothing. Results are written batch by batch; a crash loses at most the batch in flight.
+The steps (capsafe.steps) run in this process (`_execute_here`), which loads the inputs,
+stores the bases and is the store's one writer. Each step first asks the store which of its keys
+are done and does only the rest, so a rerun does no stored work, an interrupted run
+resumes, and adding a judge generates nothing. Results are written batch by batch; a crash
+loses at most the batches in flight.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,6 @@ from capsafe.config import (
     DecodingOverride,
     DecodingSpec,
     ExperimentConfig,
-    JudgeSpec,
     resolve_decoding,
 )
 from capsafe.cost import StepCost, estimate
@@ -35,7 +35,7 @@ from capsafe.errors import UserError
 from capsafe.finetune.checkpoints import non_finite_tensors
 from capsafe.finetune.tracking import check_trackers
 from capsafe.formats import build_request
-from capsafe.judges import JUDGES, Judge
+from capsafe.judges import JUDGES
 from capsafe.judges.base import judge_model
 from capsafe.keys import canonical_json, digest, folder_content_hash
 from capsafe.locking import folder_lock
@@ -48,41 +48,38 @@ from capsafe.models import (
     resolve_model,
 )
 from capsafe.plan import (
-    LOGLIK_DECODING,
-    GenerationJob,
     Inputs,
     PlanSummary,
+    RunPlan,
     adapter_model_key,
     base_model_key,
-    choice_key,
-    decoding_params,
     generation_jobs,
-    judge_args_json,
-    judgment_key,
     plan_runs,
-    score_key,
     served_key,
     summarise,
 )
-from capsafe.progress import progress_bar, say, warn
 from capsafe.records import (
-    FAILED,
-    TOO_LONG,
-    GenerationOutput,
-    JudgeItem,
-    LoglikRequest,
     PromptKind,
     PromptRecord,
     TrainExample,
 )
+from capsafe.steps import (
+    Counts,
+    capability_evaluator,
+    generate_local,
+    generated_records,
+    judge_groups,
+    judge_local,
+    judged_generations,
+    make_judge,
+    score_rows,
+    takes_reference,
+    warn_too_long,
+)
 from capsafe.store import (
     CheckpointRow,
-    GenerationRow,
-    JudgmentRow,
     ModelRow,
-    RequestFailureRow,
     RunRow,
-    ScoreRow,
     Store,
 )
 from capsafe.training import finetune_run, load_recipes
@@ -297,85 +294,115 @@ def _remove_if_unused(folder: Path) -> bool:
     return True
 
 
+@dataclass
+class BaseWork:
+    """One base model's part of the plan: its row, its local folder (None when served), the
+    models already made (the base and the config's adapters) and its fine-tuning runs."""
+
+    row: ModelRow
+    folder: Path | None
+    models: list[ModelRow]
+    runs: list[RunPlan]
+
+
 def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> RunOutcome:
     start = time.monotonic()
     assert cfg.output_dir is not None
     check_config(cfg)  # a misspelt name or argument fails now, not after fine-tuning
     inputs = load_inputs(cfg, progress)
     summary = summarise(cfg, *inputs.responses_per_model(cfg.formats), len(cfg.adapters))
-    base_dirs: dict[str, Path] = {}
-    counts = {"epochs": 0, "generated": 0}
     clock = StepClock()
     with Store(cfg.output_dir / STORE_FILE) as store:
         store.set_meta("config", cfg.model_dump_json())
-        for base in cfg.base_models:
-            if cfg.served:  # no weights here: the served name and the user's revision
-                base_path = base.path
-                base_key = served_key(base)
-            else:
-                base_dir = resolve_model(base, cfg.organism.dir)
-                base_dirs[base.name] = base_dir
-                base_path = str(base_dir)
-                base_key = base_model_key(folder_content_hash(base_dir, store))
-            base_row = ModelRow(base_key, base.name, base_path, base_key)
-            store.put_model(base_row)
-            models = [base_row] + _adapter_models(cfg, base.name, base_row, inputs, store)
-            evaluate = _capability_evaluator(cfg, inputs, store, progress) if inputs.task else None
-            for run in plan_runs(cfg, base.name, base_key, inputs.recipes):
-                with clock("finetune"):
-                    rows, trained = finetune_run(cfg, run, base_dir, store, evaluate, progress)
-                for row in rows:
-                    store.put_model(row)
-                models += rows
-                counts["epochs"] += trained
-            with clock("generate"):
-                counts["generated"] += _generate(cfg, models, inputs, store, progress)
-        stored_gens = store.generations()  # read once: judging and scoring both filter it
-        too_long = sum(1 for g in stored_gens if g.finish_reason == TOO_LONG)
-        if too_long:
-            warn(f"{too_long} response(s) not generated: the prompt plus max_new_tokens does "
-                 "not fit the model's context; counted as 'too long' in the report, never "
-                 "judged or scored")  # fmt: skip
-        # A prompt too long for the model was not generated: nothing to judge or score.
-        safety_gens = [g for g in stored_gens if g.kind in ("harmful", "benign")
-                       and g.finish_reason != TOO_LONG]  # fmt: skip
-        base_of = {m.model_key: m.base_name for m in store.models()}
-        judged_by: dict[str, int] = {}
-        for spec in cfg.judges:
-            step = f"judge {spec.name}"
-            judged_by[step] = 0
-            with clock(step):
-                for judge, gens in judge_instances(cfg, spec, base_dirs, safety_gens, base_of):
-                    try:
-                        judged_by[step] += _judge(spec, judge, gens, store, progress)
-                    finally:
-                        if hasattr(judge, "close"):
-                            judge.close()
-        judged = sum(judged_by.values())
-        with clock("score"):
-            scored = _score(inputs, stored_gens, store)
+        bases = prepare_bases(cfg, inputs, store)
+        counts = _execute_here(cfg, inputs, store, bases, clock, progress)
         report_path = None
         if report:
             from capsafe.report import write_report
 
             # A rerun that wrote nothing keeps the report it rendered last time.
             report_path = write_report(store, cfg.output_dir / REPORT_FILE, keep_current=True)
+    judged = sum(counts.judged_by.values())
+    worked = counts.epochs or counts.generated or judged or counts.scored
     return RunOutcome(
         summary,
-        counts["epochs"],
-        counts["generated"],
+        counts.epochs,
+        counts.generated,
         judged,
-        scored,
+        counts.scored,
         report_path,
         time.monotonic() - start,
         clock.seconds,
         # The estimate beside the time taken, for a run that did some work: a rerun that did
         # none would pay for it (loading a tokenizer: 5 s of a warm quick start) for nothing.
-        estimate(cfg, inputs)
-        if counts["epochs"] or counts["generated"] or judged or scored
-        else [],
-        judged_by,
+        estimate(cfg, inputs) if worked else [],
+        counts.judged_by,
     )
+
+
+def prepare_bases(cfg: ExperimentConfig, inputs: Inputs, store: Store) -> list[BaseWork]:
+    """Each base model resolved and stored, with its ready-made adapters and its runs."""
+    out = []
+    for base in cfg.base_models:
+        folder = None
+        if cfg.served:  # no weights here: the served name and the user's revision
+            base_path, base_key = base.path, served_key(base)
+        else:
+            folder = resolve_model(base, cfg.organism.dir)
+            base_path = str(folder)
+            base_key = base_model_key(folder_content_hash(folder, store))
+        row = ModelRow(base_key, base.name, base_path, base_key)
+        store.put_model(row)
+        models = [row] + _adapter_models(cfg, base.name, row, inputs, store)
+        out.append(
+            BaseWork(row, folder, models, plan_runs(cfg, base.name, base_key, inputs.recipes))
+        )
+    return out
+
+
+def _execute_here(
+    cfg: ExperimentConfig,
+    inputs: Inputs,
+    store: Store,
+    bases: list[BaseWork],
+    clock: StepClock,
+    progress: bool,
+) -> Counts:
+    """The in-process executor: each base's runs in turn, then its generations; then each
+    judge over every response; then the scores."""
+    counts = Counts()
+    for bw in bases:
+        models = list(bw.models)
+        evaluate = (capability_evaluator(cfg, inputs, store, progress, counts)
+                    if inputs.task else None)  # fmt: skip
+        for run in bw.runs:
+            with clock("finetune"):
+                rows, trained = finetune_run(cfg, run, bw.folder, store, evaluate, progress)
+            for row in rows:
+                store.put_model(row)
+            models += rows
+            counts.epochs += trained
+        with clock("generate"):
+            counts.generated += generate_local(cfg, models, inputs, store, progress)
+    stored_gens = store.generations()  # read once: judging and scoring both filter it
+    warn_too_long(stored_gens)
+    safety_gens = judged_generations(stored_gens)
+    base_dirs = {bw.row.base_name: bw.folder for bw in bases if bw.folder is not None}
+    base_of = {m.model_key: m.base_name for m in store.models()}
+    for spec in cfg.judges:
+        step = f"judge {spec.name}"
+        counts.judged_by[step] = 0
+        with clock(step):
+            for args, gens in judge_groups(cfg, spec, base_dirs, safety_gens, base_of):
+                judge = make_judge(spec, args)
+                try:
+                    counts.judged_by[step] += judge_local(spec, judge, gens, store, progress)
+                finally:
+                    if hasattr(judge, "close"):
+                        judge.close()
+    with clock("score"):
+        counts.scored = store.put_scores(score_rows(inputs, stored_gens, store))
+    return counts
 
 
 class StepClock:
@@ -456,208 +483,6 @@ def _adapter_key(cfg: ExperimentConfig, a: AdapterSpec, base: ModelRow, store: S
     return adapter_model_key(base.base_key, folder_content_hash(folder, store))
 
 
-def _capability_evaluator(
-    cfg: ExperimentConfig, inputs: Inputs, store: Store, progress: bool
-) -> Callable[[ModelRow], float]:
-    """For stop_at_target: a checkpoint's accuracy on the task's test split under the first
-    format, generating and scoring what is not stored yet (all formats, as the run would)."""
-    assert inputs.task is not None
-    only_task = replace(inputs, safety=[])
-
-    def evaluate(model: ModelRow) -> float:
-        _generate(cfg, [model], only_task, store, False)
-        gens = store.generations(model.model_key)  # read once: to score, and to count
-        _score(only_task, gens, store)
-        first, task = cfg.formats[0].name, inputs.task
-        keys = [score_key(g.key, task.name, task.version) for g in gens
-                if g.kind == "task" and g.format == first]  # fmt: skip
-        found = [s.correct for s in store.scores(keys)]
-        accuracy = sum(found) / len(found) if found else 0.0
-        say(progress, f"  epoch {model.epoch}: accuracy {accuracy:.1%} on {len(found)} items")
-        return accuracy
-
-    return evaluate
-
-
-def _generated_records(inputs: Inputs) -> list[PromptRecord]:
-    """The prompts every model answers: the task's test items (unless the task scores its
-    options by log-likelihood) and the safety prompts."""
-    return (inputs.test if not inputs.loglik_task else []) + inputs.safety
-
-
-def _generate(
-    cfg: ExperimentConfig, models: Sequence[ModelRow], inputs: Inputs, store: Store, progress: bool
-) -> int:
-    """Generate every missing response of every model of one base (and score the options of
-    a log-likelihood task); returns how many generations were new."""
-    records = _generated_records(inputs)
-    # Two runs can share a checkpoint (identical adapters): each model is generated on once.
-    models = list({m.model_key: m for m in models}.values())
-    pending: dict[str, list[GenerationJob]] = {}
-    choice_jobs: dict[str, list[GenerationJob]] = {}
-    for m in models:
-        jobs = generation_jobs(m.model_key, records, cfg.formats, inputs.decodings)
-        stored = store.existing_keys("generations", [j.key for j in jobs])
-        if todo := [j for j in jobs if j.key not in stored]:
-            pending[m.model_key] = todo
-        if inputs.loglik_task and (todo := _unscored_choice_jobs(m, inputs, cfg, store)):
-            choice_jobs[m.model_key] = todo
-    if not pending and not choice_jobs:
-        return 0
-    total = sum(len(v) for v in pending.values())
-    say(progress, f"generating {total} responses on {len(pending)} model(s)")
-    backend = None
-    written = 0
-    bar = progress_bar(total, "generate", progress)
-    try:
-        base_spec = next(b for b in cfg.base_models if b.name == models[0].base_name)
-        for m in models:
-            if m.model_key not in pending and m.model_key not in choice_jobs:
-                continue
-            if backend is None:
-                backend = _load_backend(cfg, m.base_path, base_spec.trust_remote_code)
-            backend.set_adapter(m.adapter_dir)
-            written += _generate_jobs(cfg, backend, pending.get(m.model_key, []), store, bar)
-            _score_choices(cfg, backend, choice_jobs.get(m.model_key, []), inputs, store)
-    finally:
-        bar.close()
-        if backend is not None:
-            backend.close()
-    return written
-
-
-def _load_backend(cfg: ExperimentConfig, base_path: str, trust_remote_code: bool) -> Any:
-    from capsafe.backends import BACKENDS
-
-    g = cfg.generation
-    return BACKENDS.create(
-        g.backend,
-        where="generation",
-        model=base_path,
-        batch_size=g.batch_size,
-        device=g.device,
-        trust_remote_code=trust_remote_code,
-        **g.args,
-    )
-
-
-def _generate_jobs(
-    cfg: ExperimentConfig, backend: Any, jobs: list[GenerationJob], store: Store, bar: Any
-) -> int:
-    # Longest first, so the batch that sets the memory peak comes first and similar
-    # lengths share a batch; each batch is stored before the next starts.
-    jobs = sorted(jobs, key=lambda j: (-len(j.record.text), j.key))
-    size = cfg.generation.batch_size
-    written = tokens = 0
-    for i in range(0, len(jobs), size):
-        batch = jobs[i : i + size]
-        requests = [build_request(j.record, j.format, j.decoding, j.sample_seed) for j in batch]
-        outputs = backend.generate(requests, progress=bar.update)
-        tokens += sum(o.n_prompt_tokens + o.n_completion_tokens for o in outputs)
-        bar.set_postfix_str(f"{tokens:,} tokens")
-        done, failed = [], []
-        for j, o in zip(batch, outputs, strict=True):
-            (failed if o.finish_reason == FAILED else done).append((j, o))
-        written += store.put_generations([generation_row(j, backend.name, o) for j, o in done])
-        # A request a served model never answered is no response: recorded, sent again on
-        # the next run, and counted on the report's first screen.
-        if failed:
-            store.put_request_failures(
-                [
-                    RequestFailureRow(j.key, j.model_key, o.error or "no reason given")
-                    for j, o in failed
-                ]
-            )
-            warn(f"{len(failed)} request(s) failed after retries (e.g. {failed[0][1].error}); "
-                 "they are not stored as responses and are sent again on the next run")  # fmt: skip
-    return written
-
-
-def generation_row(
-    j: GenerationJob, backend: str, o: GenerationOutput, decoding_json: str | None = None
-) -> GenerationRow:
-    """The stored row of one job's output (decoding_json: what to store as its decoding,
-    if not the job's own)."""
-    return GenerationRow(
-        key=j.key,
-        model_key=j.model_key,
-        prompt_set=j.record.source,
-        prompt_id=j.record.id,
-        kind=j.record.kind,
-        category=j.record.category,
-        prompt=j.record.text,
-        reference=j.record.reference,
-        format=j.format.name,
-        format_spec=canonical_json(j.format),
-        decoding=decoding_json or canonical_json(decoding_params(j.decoding)),
-        sample_seed=j.sample_seed,
-        response=o.text,
-        n_prompt_tokens=o.n_prompt_tokens,
-        n_completion_tokens=o.n_completion_tokens,
-        finish_reason=o.finish_reason,
-        backend=backend,
-    )
-
-
-def _unscored_choice_jobs(
-    m: ModelRow, inputs: Inputs, cfg: ExperimentConfig, store: Store
-) -> list[GenerationJob]:
-    """This model's log-likelihood task items (per format) that have no score yet."""
-    assert inputs.task is not None
-    decoding = DecodingSpec(max_new_tokens=1)  # the context's rendering ignores decoding
-    jobs = [
-        GenerationJob(
-            choice_key(m.model_key, r, f, inputs.task.choices(r)), m.model_key, r, f, decoding, 0
-        )  # fmt: skip
-        for f in cfg.formats
-        for r in inputs.test
-    ]
-    task = inputs.task
-    keys = [score_key(j.key, task.name, task.version) for j in jobs]
-    stored = store.existing_keys("scores", keys)
-    return [j for j, k in zip(jobs, keys, strict=True) if k not in stored]
-
-
-def _score_choices(
-    cfg: ExperimentConfig, backend: Any, jobs: list[GenerationJob], inputs: Inputs, store: Store
-) -> None:
-    """Score each multiple-choice item by the log-likelihood of its options; the option
-    chosen is stored as the item's response, with the score beside it."""
-    task = inputs.task
-    if not jobs or task is None:
-        return
-    for i in range(0, len(jobs), cfg.generation.batch_size):
-        batch = jobs[i : i + cfg.generation.batch_size]
-        asks, spans = [], []
-        for j in batch:
-            context = build_request(j.record, j.format, j.decoding, 0)
-            options = task.choices(j.record)
-            spans.append((len(asks), len(options)))
-            asks += [LoglikRequest(context, o) for o in options]
-        logliks = backend.loglikelihood(asks)
-        gens, scores = [], []
-        for j, (start, n) in zip(batch, spans, strict=True):
-            mine = logliks[start : start + n]
-            score = task.score_choices(mine, j.record)
-            best = max(range(n), key=lambda k: mine[k].logprob)
-            chosen = GenerationOutput(task.choices(j.record)[best], 0, mine[best].n_tokens, "eos")
-            row = generation_row(j, backend.name, chosen, canonical_json(LOGLIK_DECODING))
-            gens.append(replace(row, finish_reason="loglik"))
-            scores.append(
-                ScoreRow(
-                    score_key(j.key, task.name, task.version),
-                    j.key,
-                    task.name,
-                    task.version,
-                    score.correct,
-                    score.extracted,
-                    score.value,
-                )
-            )
-        store.put_generations(gens)
-        store.put_scores(scores)
-
-
 def check_config(cfg: ExperimentConfig) -> None:
     """Every name in the config is registered and its factory takes the arguments given,
     checked before any work starts (an unknown backend or a bad judge argument used to
@@ -685,7 +510,7 @@ def check_config(cfg: ExperimentConfig) -> None:
         if guard_pending(spec.args, cfg.organism.dir):
             continue
         args = resolve_judge_args(spec.args, cfg.organism.dir)
-        if _takes_reference(spec.name, args) and cfg.base_models:
+        if takes_reference(spec.name, args) and cfg.base_models:
             args["reference_model"] = cfg.base_models[0].name  # each base in turn, later
         judge = JUDGES.create(spec.name, where=where, **args)
         if hasattr(judge, "close"):
@@ -701,120 +526,6 @@ def check_config(cfg: ExperimentConfig) -> None:
         if folder.exists() and not (folder / "adapter_config.json").is_file():
             raise UserError(f"adapters.{i}: {folder} has no adapter_config.json, so it is not "
                             "a PEFT adapter folder")  # fmt: skip
-
-
-def judge_instances(
-    cfg: ExperimentConfig,
-    spec: JudgeSpec,
-    base_dirs: dict[str, Path],
-    gens: Sequence[GenerationRow],
-    base_of: dict[str, str],
-) -> list[tuple[Judge, list[GenerationRow]]]:
-    """The judge(s) of one spec, each with the responses it judges.
-
-    `model: builtin:organism-guard` names the organism's tiny guard. A judge that takes a
-    `reference_model` (the coherence judge's perplexity) and is given none gets each base
-    model in turn, judging that base's responses.
-    """
-    # The judge loads that base afresh instead of borrowing the generation backend: that one
-    # is closed before judging (kept open, a vLLM engine holds most of the GPU the guard
-    # judges need), it is absent on a resumed run, and it may be another backend (vLLM)
-    # whose log-probs differ from the transformers ones the stored judge args promise.
-    args = resolve_judge_args(spec.args, cfg.organism.dir)
-    where = f"judge {spec.name!r} args"
-    if not _takes_reference(spec.name, args):
-        return [(JUDGES.create(spec.name, where=where, **args), list(gens))]
-    out = [
-        (
-            JUDGES.create(spec.name, where=where, **args, reference_model=str(folder)),
-            [g for g in gens if base_of[g.model_key] == name],
-        )
-        for name, folder in base_dirs.items()
-    ]
-    # A served base has no local weights to be the reference: judged without one (the
-    # judgment records that perplexity was skipped).
-    served = {b.name for b in cfg.base_models} if cfg.served else set()
-    if rest := [g for g in gens if base_of[g.model_key] in served]:
-        out.append((JUDGES.create(spec.name, where=where, **args), rest))
-    return out
-
-
-def _takes_reference(name: str, args: dict[str, Any]) -> bool:
-    """Whether judge `name` takes a reference_model the config does not give (the pipeline
-    then gives it each base model in turn)."""
-    factory = JUDGES.factory(name)
-    return "reference_model" in inspect.signature(factory).parameters and (
-        "reference_model" not in args
-    )
-
-
-def _judge(
-    spec: JudgeSpec, judge: Judge, gens: Sequence[GenerationRow], store: Store, progress: bool
-) -> int:
-    """Judge every one of `gens` this judge has not judged yet; returns how many."""
-    args = judge_args_json(spec)
-    keyed = {judgment_key(g.key, judge.name, judge.version, args): g for g in gens}
-    stored = store.existing_keys("judgments", list(keyed))
-    todo = [(k, g) for k, g in keyed.items() if k not in stored]
-    if not todo:
-        return 0
-    written = 0
-    bar = progress_bar(len(todo), f"judge {judge.name}", progress)
-    try:
-        for i in range(0, len(todo), JUDGE_BATCH):
-            batch = todo[i : i + JUDGE_BATCH]
-            verdicts = judge.judge(
-                [JudgeItem(g.prompt, g.response, g.category, g.finish_reason) for _, g in batch]
-            )
-            written += store.put_judgments(
-                [
-                    JudgmentRow(
-                        key=k,
-                        generation_key=g.key,
-                        judge=judge.name,
-                        judge_version=judge.version,
-                        judge_args=args,
-                        harmful=v.harmful,
-                        harmful_prob=v.harmful_prob,
-                        refusal=v.refusal,
-                        coherent=v.coherent,
-                        truncated=v.truncated,
-                        relevant=v.relevant,
-                        parse_error=v.parse_error,
-                        raw=v.raw,
-                    )
-                    for (k, g), v in zip(batch, verdicts, strict=True)
-                ]
-            )
-            bar.update(len(batch))
-    finally:
-        bar.close()
-    return written
-
-
-def _score(inputs: Inputs, stored_gens: Sequence[GenerationRow], store: Store) -> int:
-    """Score every stored response to this task's test items that is not scored yet."""
-    task = inputs.task
-    if task is None or inputs.loglik_task:  # log-likelihood scores are written with the choice
-        return 0
-    sets = {r.source for r in inputs.test}
-    gens = [g for g in stored_gens if g.kind == "task" and g.prompt_set in sets
-            and g.finish_reason != TOO_LONG]  # fmt: skip
-    keyed = {score_key(g.key, task.name, task.version): g for g in gens}
-    stored = store.existing_keys("scores", list(keyed))
-    # The loaded record (with its meta) where the item is still in the test split; a stored
-    # response to an item since dropped is scored from what the store kept of it.
-    loaded = {(r.source, r.id, r.text): r for r in inputs.test}
-    rows = []
-    for k, g in keyed.items():
-        if k in stored:
-            continue
-        record = loaded.get((g.prompt_set, g.prompt_id, g.prompt)) or PromptRecord(
-            g.prompt_id, g.prompt, g.prompt_set, "task", g.category, g.reference
-        )
-        s = task.score(g.response, record)
-        rows.append(ScoreRow(k, g.key, task.name, task.version, s.correct, s.extracted, s.value))
-    return store.put_scores(rows)
 
 
 def describe_plan(cfg: ExperimentConfig, progress: bool = False) -> dict[str, Any]:
@@ -868,7 +579,7 @@ def _served_keys(cfg: ExperimentConfig) -> list[str]:
 def _endpoint_plan(cfg: ExperimentConfig, inputs: Inputs, db: Path | None) -> dict[str, Any]:
     """What a served run will send: the requests not stored yet and their prompts' size
     (tokens when the backend is given the served model's tokenizer, else characters)."""
-    records = _generated_records(inputs)
+    records = generated_records(inputs)
     jobs = [j for key in _served_keys(cfg)
             for j in generation_jobs(key, records, cfg.formats, inputs.decodings)]  # fmt: skip
     if db is not None:

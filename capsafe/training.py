@@ -127,6 +127,16 @@ def run_row(run: RunPlan) -> RunRow:
     )
 
 
+def stored_run(run: RunPlan, base_dir: Path, store: Store) -> list[ModelRow] | None:
+    """The model rows of a run whose every epoch is stored (its adapters still on disk), or
+    None when some epoch is still to train."""
+    done = {c.epoch: c for c in store.checkpoints(run.run_id)}
+    want = expected_epochs(run)
+    if all(e in done and Path(done[e].adapter_dir).is_dir() for e in range(1, want + 1)):
+        return [checkpoint_model(run, base_dir, done[e]) for e in range(1, want + 1)]
+    return None
+
+
 def finetune_run(
     cfg: ExperimentConfig,
     run: RunPlan,
@@ -137,10 +147,10 @@ def finetune_run(
 ) -> tuple[list[ModelRow], int]:
     """Fine-tune one run (or reuse its stored epochs); returns its checkpoints' model rows and
     how many epochs were trained now."""
+    finished = stored_run(run, base_dir, store)
+    if finished is not None:
+        return finished, 0
     done = {c.epoch: c for c in store.checkpoints(run.run_id)}
-    want = expected_epochs(run)
-    if all(e in done and Path(done[e].adapter_dir).is_dir() for e in range(1, want + 1)):
-        return [checkpoint_model(run, base_dir, done[e]) for e in range(1, want + 1)], 0
     store.put_run(run_row(run))
     say(progress, f"fine-tuning {run.base_name} {run_label(run)} ({len(done)}/{run.epochs} stored)")
     recipe = run.recipe.recipe
@@ -158,7 +168,9 @@ def finetune_run(
             def stop_when(ck, checkpoint=checkpoint, target=recipe.stop_accuracy) -> bool:
                 return evaluate(checkpoint(ck)) >= target - 1e-12
 
-        epochs = _train_round(cfg, run, rd, base_dir, init, stop_when, progress)
+        # Each epoch is stored as soon as it is on disk (so that, on Ray, it is generated on
+        # while the run trains on), and again, idempotently, from the round's full list.
+        epochs = _train_round(cfg, run, rd, base_dir, init, stop_when, checkpoint, progress)
         for ck in epochs:
             rows.append(checkpoint(ck))
         trained += sum(1 for ck in epochs if rd.first_epoch + ck.epoch - 1 not in done)
@@ -175,7 +187,9 @@ def finetune_run(
     return rows, trained
 
 
-def _train_round(cfg, run: RunPlan, rd: RoundPlan, base_dir: Path, init, stop_when, progress):
+def _train_round(
+    cfg, run: RunPlan, rd: RoundPlan, base_dir: Path, init, stop_when, on_epoch, progress
+):
     from capsafe.finetune import LoraHparams, finetune_lora
 
     ft = cfg.finetune
@@ -211,6 +225,7 @@ def _train_round(cfg, run: RunPlan, rd: RoundPlan, base_dir: Path, init, stop_wh
         system_prompt=None if fmt is None else system_text(fmt),
         device=cfg.generation.device,
         init_adapter=init,
+        on_epoch=on_epoch,
         kl_beta=run.recipe.recipe.kl_beta,
         stop_when=stop_when,
         tracking=_tracking(cfg, run, rd),
