@@ -326,6 +326,49 @@ class GenerationSpec(Strict):
     args: dict[str, Any] = {}
 
 
+class UnitResources(Strict):
+    """What one unit of a step asks of a Ray cluster (unset: 1 CPU, and 1 GPU where the
+    cluster has GPUs and generation.device is not cpu)."""
+
+    num_cpus: Float | None = Field(default=None, ge=0)
+    num_gpus: Float | None = Field(default=None, ge=0)
+
+
+class StepResources(Strict):
+    finetune: UnitResources = UnitResources()  # a fine-tuning run (a Ray task)
+    generate: UnitResources = UnitResources()  # a generation worker (an actor, one base)
+    judge: UnitResources = UnitResources()  # a worker of a judge with a model (an actor)
+    cpu: UnitResources = UnitResources()  # a CPU-only judge's worker or a scoring task
+
+
+class ExecutionSpec(Strict):
+    """Where the plan runs: in this process, or on a Ray cluster (see docs/execution.md).
+    Not part of any key: the same plan gives the same store either way."""
+
+    engine: Literal["inprocess", "ray"] = "inprocess"
+    # local: start a cluster in this process; auto: join the one `ray start` made on this
+    # machine (or $RAY_ADDRESS); ray://host:port: a remote cluster through Ray Client.
+    address: str = "local"
+    num_cpus: Int | None = Field(default=None, gt=0)  # a local cluster's size (default: all)
+    num_gpus: Int | None = Field(default=None, ge=0)
+    resources: StepResources = StepResources()
+    # Workers per generation base / per judge (default: as many as the resources allow, at
+    # most one per model, or per batch, waiting).
+    workers: Int | None = Field(default=None, gt=0)
+    # How often a unit is run again after its worker died or it raised, before the run fails.
+    max_retries: Int = Field(default=2, ge=0)
+    runtime_env: dict[str, Any] = {}  # passed to ray.init (env_vars, pip, ...)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value in ("local", "auto") or value.startswith("ray://") or ":" in value:
+            return value
+        raise ValueError(
+            f"{value!r} is no Ray address: give local, auto, ray://host:port or host:port"
+        )
+
+
 class CapabilityTarget(Strict):
     """The capability each run is matched at: an absolute accuracy, or a fraction of the best
     run's gain over its base (0.8: base + 0.8 * (best - base))."""
@@ -400,6 +443,7 @@ class ExperimentConfig(Strict):
     generation: GenerationSpec = GenerationSpec()
     report: ReportSpec = ReportSpec()
     estimate: EstimateSpec = EstimateSpec()
+    execution: ExecutionSpec = ExecutionSpec()
 
     @field_validator("name")
     @classmethod

@@ -12,3 +12,9 @@ from __future__ import annotations
 
 class UserError(ValueError):
     """A mistake in the user's input; the message says what and where."""
+
+
+class UnitsFailed(Exception):
+    """Units of work that still failed after their retries (on Ray: a fine-tuning run that
+    ran out of memory each time, say). Everything else finished and is stored; the message
+    names each unit and its error. Not a user error: the CLI prints it and exits 1."""

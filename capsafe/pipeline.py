@@ -1,7 +1,8 @@
 """Runs an experiment's plan: fine-tune, generate, judge, score, report.
 
-The steps (capsafe.steps) run in this process (`_execute_here`), which loads the inputs,
-stores the bases and is the store's one writer. Each step first asks the store which of its keys
+The steps (capsafe.steps) run in this process (`_execute_here`), or on a Ray cluster
+(execution.engine: ray, capsafe.cluster); either way this process loads the inputs, stores
+the bases and is the store's one writer. Each step first asks the store which of its keys
 are done and does only the rest, so a rerun does no stored work, an interrupted run
 resumes, and adding a judge generates nothing. Results are written batch by batch; a crash
 loses at most the batches in flight.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from capsafe.data import TASKS, DataContext, load_prompt_set, sizes
 from capsafe.data.base import PROMPT_SETS, EmptySetError, take
 from capsafe.data.decoding import default_decoding
 from capsafe.data.files import HubUnavailable, hub_offline
-from capsafe.errors import UserError
+from capsafe.errors import UnitsFailed, UserError
 from capsafe.finetune.checkpoints import non_finite_tensors
 from capsafe.finetune.tracking import check_trackers
 from capsafe.formats import build_request
@@ -68,6 +69,7 @@ from capsafe.steps import (
     capability_evaluator,
     generate_local,
     generated_records,
+    has_pending,
     judge_groups,
     judge_local,
     judged_generations,
@@ -312,16 +314,32 @@ def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> R
     inputs = load_inputs(cfg, progress)
     summary = summarise(cfg, *inputs.responses_per_model(cfg.formats), len(cfg.adapters))
     clock = StepClock()
-    with Store(cfg.output_dir / STORE_FILE) as store:
+    on_ray = cfg.execution.engine == "ray"
+    with ExitStack() as stack:
+        cluster = None
+        if on_ray and not (cfg.output_dir / STORE_FILE).exists():
+            # A first run joins the cluster and checks it before anything is stored, so a
+            # cluster that cannot run the plan leaves no folder behind.
+            cluster = stack.enter_context(_ray_cluster(cfg))
+        store = stack.enter_context(Store(cfg.output_dir / STORE_FILE))
         store.set_meta("config", cfg.model_dump_json())
         bases = prepare_bases(cfg, inputs, store)
-        counts = _execute_here(cfg, inputs, store, bases, clock, progress)
+        if on_ray and cluster is None and has_pending(cfg, inputs, store, bases):
+            cluster = stack.enter_context(_ray_cluster(cfg))  # a rerun with nothing to do: none
+        if cluster is not None:
+            counts = cluster.execute(inputs, store, bases, clock, progress)
+        elif on_ray:
+            counts = Counts()
+        else:
+            counts = _execute_here(cfg, inputs, store, bases, clock, progress)
         report_path = None
         if report:
             from capsafe.report import write_report
 
             # A rerun that wrote nothing keeps the report it rendered last time.
             report_path = write_report(store, cfg.output_dir / REPORT_FILE, keep_current=True)
+    if counts.failures:  # the rest of the run is stored, and in the report
+        raise UnitsFailed(counts.failures)
     judged = sum(counts.judged_by.values())
     worked = counts.epochs or counts.generated or judged or counts.scored
     return RunOutcome(
@@ -338,6 +356,12 @@ def _run_experiment(cfg: ExperimentConfig, *, progress: bool, report: bool) -> R
         estimate(cfg, inputs) if worked else [],
         counts.judged_by,
     )
+
+
+def _ray_cluster(cfg: ExperimentConfig) -> Any:
+    from capsafe.cluster import ray_cluster
+
+    return ray_cluster(cfg)
 
 
 def prepare_bases(cfg: ExperimentConfig, inputs: Inputs, store: Store) -> list[BaseWork]:

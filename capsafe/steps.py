@@ -1,7 +1,8 @@
-"""The pipeline's steps, split from the loop that runs them (in-process: capsafe.pipeline).
+"""The pipeline's steps, shared by both executors (in-process: capsafe.pipeline; on a Ray
+cluster: capsafe.cluster).
 
 Each step is split into what is pending (asked of the store), the unit of work that does a
-batch of it and returns rows (no store: it can run in another process), and the write of those
+batch of it and returns rows (no store: on Ray it runs on a worker), and the write of those
 rows (on the driver, the one writer). The in-process loops that chain them are here too:
 
     pending_generations -> generation_batches -> generate_batch -> store_generated
@@ -53,12 +54,14 @@ JUDGE_BATCH = 64
 
 @dataclass
 class Counts:
-    """What one run did: new results per step (judgments per judge step)."""
+    """What one run did: new results per step (judgments per judge step), and the units that
+    failed after their retries (on Ray; None when none did)."""
 
     epochs: int = 0
     generated: int = 0
     judged_by: dict[str, int] = field(default_factory=dict)
     scored: int = 0
+    failures: str | None = None
 
 
 # -- generation ------------------------------------------------------------------------------
@@ -493,3 +496,39 @@ def score_rows(
     """The scores of every stored response to this task's test items not scored yet."""
     todo = score_todo(inputs, stored_gens, store)
     return score_batch(inputs.task, todo) if todo else []
+
+
+# -- the whole plan --------------------------------------------------------------------------
+
+
+def has_pending(cfg: ExperimentConfig, inputs: Inputs, store: Store, bases: Sequence[Any]) -> bool:
+    """Whether any step has work the store does not hold yet (an epoch, a response, a
+    judgment, a score): asked of the store alone, nothing is loaded. The Ray executor asks
+    it before starting a cluster for a rerun that has nothing to do."""
+    from capsafe.training import stored_run
+
+    for bw in bases:
+        models = list(bw.models)
+        for run in bw.runs:
+            rows = stored_run(run, bw.folder, store)
+            if rows is None:
+                return True
+            models += rows
+        if pending_generations(cfg, models, inputs, store):
+            return True
+    stored_gens = store.generations()
+    if score_todo(inputs, stored_gens, store):
+        return True
+    safety_gens = judged_generations(stored_gens)
+    base_dirs = {bw.row.base_name: bw.folder for bw in bases if bw.folder is not None}
+    base_of = {m.model_key: m.base_name for m in store.models()}
+    for spec in cfg.judges:
+        for args, gens in judge_groups(cfg, spec, base_dirs, safety_gens, base_of):
+            judge = make_judge(spec, args)  # for its name and version; loads nothing
+            try:
+                if judge_todo(spec, judge, gens, store):
+                    return True
+            finally:
+                if hasattr(judge, "close"):
+                    judge.close()
+    return False

@@ -360,7 +360,20 @@ class Store:
     # -- typed tables ------------------------------------------------------------------
 
     def put_model(self, row: ModelRow) -> None:
-        self._insert("models", [row])
+        """Store a model; where two runs made the same adapter (one model key), the row names
+        the run with the smaller id, whichever stored it first (so that runs trained at the
+        same time, on Ray, store what runs trained in turn store)."""
+        with self._db:
+            if self._insert_in("models", [row]) or row.run_id is None:
+                return
+            before = self._db.total_changes
+            self._db.execute(
+                "UPDATE models SET run_id = ?, epoch = ?, adapter_dir = ? WHERE model_key = ? "
+                "AND run_id IS NOT NULL AND run_id > ?",
+                (row.run_id, row.epoch, row.adapter_dir, row.model_key, row.run_id),
+            )
+            if self._db.total_changes != before:
+                self._bump_revision()
 
     def put_run(self, row: RunRow) -> None:
         self._insert("runs", [row])
