@@ -39,19 +39,20 @@ TWO_RUNS = {
 }
 
 
-# ... and a recipe level whose runs evaluate their capability after each epoch, on the
-# fine-tuning worker, and stop at the first epoch reaching it (here: the first, which
-# the reference run checks).
+# One seed and two recipes: a baseline run and one that evaluates its capability after
+# each epoch, on the fine-tuning worker, and stops at the first epoch reaching it (here:
+# the first, which the reference run checks).
 WITH_STOP = {
     **TWO_RUNS,
     "finetune": {
         **TWO_RUNS["finetune"],
+        "seeds": [0],
         "recipes": [{"name": "baseline"}, {"name": "stop_at_target", "args": {"accuracy": 0.05}}],
     },
 }
-# The base and 2 runs x 2 epochs; a stopped run's one checkpoint is its baseline twin's
-# first (the same training, so the same adapter: one model, generated on once).
-N_GENERATIONS = (1 + 2 * 2) * 32
+# The base and the baseline's 2 epochs; the stopped run's one checkpoint is its baseline
+# twin's first (the same training, so the same adapter: one model, generated on once).
+N_GENERATIONS = (1 + 2) * 32
 
 
 def ray_settings(num_cpus: int = 2, hook: str | None = None, **more) -> dict:
@@ -97,14 +98,14 @@ def inprocess(tmp_path_factory, organism_dir):
                                                             **WITH_STOP)),
                              progress=False, report=False)  # fmt: skip
     with Store(folder / "x" / STORE_FILE) as store:
-        assert len(store.checkpoints()) == 2 * 2 + 2 * 1  # the stopped runs: epoch 1 only
+        assert len(store.checkpoints()) == 2 + 1  # the stopped run: epoch 1 only
         assert store.count("generations") == N_GENERATIONS
     return folder / "x", outcome
 
 
 def test_ray_store_equals_inprocess_and_units_overlap(inprocess, small_config, capsys, monkeypatch):
-    # 5 logical CPUs: the 4 runs train while a worker generates on what is stored.
-    cfg = load_config(small_config("x", **WITH_STOP, execution=ray_settings(num_cpus=5)))
+    # 3 logical CPUs: the 2 runs train while a worker generates on what is stored.
+    cfg = load_config(small_config("x", **WITH_STOP, execution=ray_settings(num_cpus=3)))
     outcome = run_experiment(cfg, progress=True, report=False)
     reference, done_here = inprocess
     assert normalised_dump(cfg.output_dir) == normalised_dump(reference)
@@ -115,13 +116,13 @@ def test_ray_store_equals_inprocess_and_units_overlap(inprocess, small_config, c
                    done_here.scored)  # fmt: skip
     events = timeline(cfg.output_dir)
     train = spans(events, "finetune")
-    assert len(train) == 4
+    assert len(train) == 2
     ends = sorted(end for _, end in train.values())
-    assert sum(start < ends[0] for start, _ in train.values()) == 4, "the runs did not overlap"
+    assert sum(start < ends[0] for start, _ in train.values()) == 2, "the runs did not overlap"
     # A checkpoint is generated on as soon as its epoch is stored, while the runs train on.
     # (Each epoch is stored as it lands, and again from the run's result: a no-op.)
     stored = {(e["unit"], e["epoch"]) for e in events if e["event"] == "epoch stored"}
-    assert len(stored) == 6
+    assert len(stored) == 3
     with Store(cfg.output_dir / STORE_FILE) as store:
         checkpoints = [m.model_key[:12] for m in store.models() if m.run_id is not None]
     on_checkpoints = [start for unit, (start, _) in spans(events, "generate").items()
@@ -129,7 +130,7 @@ def test_ray_store_equals_inprocess_and_units_overlap(inprocess, small_config, c
     assert min(on_checkpoints) < ends[-1], "no checkpoint was generated on during training"
     # One progress view on the driver: units done / running / queued per step.
     err = capsys.readouterr().err
-    assert "[capsafe] ray: generate organism " in err and "finetune 4/4 done" in err
+    assert "[capsafe] ray: generate organism " in err and "finetune 2/2 done" in err
     assert "judge llama_guard_3 " in err and "score 1/1 done" in err
     # The same plan again: nothing to do, and no cluster started for it.
     import capsafe.cluster

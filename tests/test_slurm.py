@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,17 @@ def test_slurm_script_runs_the_experiment_on_the_cluster_it_starts(tmp_path, sma
     out = load_config(path).output_dir
     with Store(out / STORE_FILE) as store:
         assert store.count("generations") == 32
-    # The cluster the script started is gone with it.
-    status = subprocess.run([str(venv_bin / "ray"), "status", f"--address=127.0.0.1:{port}"],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert status.returncode != 0
+    # The cluster the script started is gone with it: nothing listens on its GCS port.
+    # (`ray status` on a dead address waits out the GCS connect timeout: tens of seconds.)
+    assert gcs_gone(port), f"the Ray head still listens on 127.0.0.1:{port}"
+
+
+def gcs_gone(port: int, within: float = 30.0) -> bool:
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return True
+        time.sleep(0.2)
+    return False
