@@ -15,7 +15,6 @@ shows) and whether the stores are identical, then exits 0 if they are, 1 if not.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from capsafe.pipeline import STORE_FILE
 from capsafe.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,10 +63,9 @@ def command(cfg: Path) -> list[str]:
             "sys.exit(main(sys.argv[1:]))", "run", str(cfg)]  # fmt: skip
 
 
-def dump(out: Path) -> str:
-    with Store(out / "capsafe.db") as store:
-        text = json.dumps(store.dump(), sort_keys=True, default=str)
-    return text.replace(str(out), "<OUT>")
+def dump(out: Path) -> dict:
+    with Store(out / STORE_FILE) as store:
+        return store.dump(out)
 
 
 def phase_of(log: str) -> str:

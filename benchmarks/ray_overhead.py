@@ -36,8 +36,7 @@ def dump(out: Path) -> dict:
     from capsafe.store import Store
 
     with Store(out / STORE_FILE) as store:
-        text = json.dumps(store.dump(), sort_keys=True)
-    return json.loads(text.replace(str(out), "<OUT>"))
+        return store.dump(out)
 
 
 def concurrency(spans: list[tuple[float, float]]) -> tuple[int, float]:

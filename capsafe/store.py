@@ -481,8 +481,11 @@ class Store:
             out[table] = [r[0] for r in self._db.execute(sql)]
         return out
 
-    def dump(self) -> dict[str, list[dict[str, Any]]]:
-        """Every result table as plain rows without timestamps (for comparing two stores)."""
+    def dump(self, folder: Path | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Every result table as plain rows without timestamps (for comparing two stores).
+
+        With `folder` (the experiment's output_dir), paths under it read `<OUT>`, so the
+        stores of one experiment run in two folders compare equal."""
         out: dict[str, list[dict[str, Any]]] = {}
         for table in (*RESULT_TABLES, "request_failures"):
             rows = self._db.execute(f"SELECT * FROM {table}").fetchall()
@@ -490,7 +493,10 @@ class Store:
                 ({k: r[k] for k in r.keys() if k != "created_at"} for r in rows),
                 key=lambda d: json.dumps(d, sort_keys=True, default=str),
             )
-        return out
+        if folder is None:
+            return out
+        text = json.dumps(out, sort_keys=True, default=str)
+        return json.loads(text.replace(str(folder), "<OUT>"))
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

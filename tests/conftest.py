@@ -86,6 +86,15 @@ def write_small_config(
     return path
 
 
+def normalised_dump(out_dir: Path) -> dict:
+    """The store in out_dir as Store.dump gives it, paths under out_dir written <OUT>."""
+    from capsafe.pipeline import STORE_FILE
+    from capsafe.store import Store
+
+    with Store(out_dir / STORE_FILE) as store:
+        return store.dump(out_dir)
+
+
 @pytest.fixture()
 def small_config(tmp_path: Path, organism_dir: Path) -> Callable[..., Path]:
     """write_small_config into this test's tmp_path."""

@@ -19,15 +19,9 @@ from capsafe.config import load_config
 from capsafe.pipeline import STORE_FILE, run_experiment
 from capsafe.registry import UnknownNameError
 from capsafe.store import RequestFailureRow, Store
-from tests.conftest import write_small_config
+from tests.conftest import normalised_dump, write_small_config
 
 pytestmark = pytest.mark.slow
-
-
-def normalised_dump(out_dir: Path) -> dict:
-    with Store(out_dir / STORE_FILE) as store:
-        text = json.dumps(store.dump(), sort_keys=True)
-    return json.loads(text.replace(str(out_dir), "<OUT>"))
 
 
 N_MODELS = 1 + 2  # base + 2 epochs

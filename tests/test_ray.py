@@ -21,7 +21,7 @@ from capsafe.config import load_config
 from capsafe.errors import UserError
 from capsafe.pipeline import STORE_FILE, run_experiment
 from capsafe.store import Store
-from tests.conftest import REPO, write_small_config
+from tests.conftest import REPO, normalised_dump, write_small_config
 
 pytestmark = pytest.mark.slow
 
@@ -62,12 +62,6 @@ def ray_settings(num_cpus: int = 2, hook: str | None = None, **more) -> dict:
     if hook:
         env["worker_process_setup_hook"] = f"tests.helpers.ray_faults.{hook}"
     return {"engine": "ray", "num_cpus": num_cpus, "runtime_env": env, **more}
-
-
-def normalised_dump(out_dir: Path) -> dict:
-    with Store(out_dir / STORE_FILE) as store:
-        text = json.dumps(store.dump(), sort_keys=True)
-    return json.loads(text.replace(str(out_dir), "<OUT>"))
 
 
 def timeline(out_dir: Path) -> list[dict]:

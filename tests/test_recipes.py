@@ -25,6 +25,7 @@ from capsafe.plan import plan_runs
 from capsafe.records import TrainExample
 from capsafe.report.html import render_report
 from capsafe.store import Store
+from tests.conftest import normalised_dump
 
 pytestmark = pytest.mark.slow
 
@@ -254,12 +255,7 @@ def test_kill_and_resume_across_a_round_boundary(small_config, tmp_path):
     resumed = run_experiment(killed, progress=False, report=False)
     assert resumed.epochs_trained == 1  # round 2's epoch only
 
-    def dump(cfg):
-        with Store(cfg.output_dir / STORE_FILE) as store:
-            text = json.dumps(store.dump(), sort_keys=True)
-        return json.loads(text.replace(str(cfg.output_dir), "<OUT>"))
-
-    assert dump(killed) == dump(clean)
+    assert normalised_dump(killed.output_dir) == normalised_dump(clean.output_dir)
     shutil.rmtree(killed.output_dir)
 
 
