@@ -486,17 +486,22 @@ class Store:
 
         With `folder` (the experiment's output_dir), paths under it read `<OUT>`, so the
         stores of one experiment run in two folders compare equal."""
+        prefix = None if folder is None else str(folder)
+
+        def plain(row: sqlite3.Row) -> dict[str, Any]:
+            values = {k: row[k] for k in row.keys() if k != "created_at"}
+            if prefix is None:
+                return values
+            return {k: v.replace(prefix, "<OUT>") if isinstance(v, str) else v
+                    for k, v in values.items()}  # fmt: skip
+
         out: dict[str, list[dict[str, Any]]] = {}
         for table in (*RESULT_TABLES, "request_failures"):
             rows = self._db.execute(f"SELECT * FROM {table}").fetchall()
             out[table] = sorted(
-                ({k: r[k] for k in r.keys() if k != "created_at"} for r in rows),
-                key=lambda d: json.dumps(d, sort_keys=True, default=str),
+                map(plain, rows), key=lambda d: json.dumps(d, sort_keys=True, default=str)
             )
-        if folder is None:
-            return out
-        text = json.dumps(out, sort_keys=True, default=str)
-        return json.loads(text.replace(str(folder), "<OUT>"))
+        return out
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

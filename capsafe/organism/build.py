@@ -188,7 +188,7 @@ def _build_into(
     tokenizer = train_tokenizer(texts, VOCAB_SIZE)
     tokenizer.save_pretrained(tmp)
 
-    with _torch_threads(BUILD_THREADS):
+    with torch_threads(BUILD_THREADS):
         model = _train(tmp, world, tokenizer, seed, steps, progress, mix)
         model.save_pretrained(tmp, safe_serialization=True)
         behaviour = measure(model, tokenizer, world)
@@ -215,7 +215,7 @@ def _build_into(
 
 
 @contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
     import torch
 
     before = torch.get_num_threads()

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from capsafe.judges.llama_guard import ORGANISM_GUARD_MANIFEST, llama_guard_3_prompt
-from capsafe.organism.build import BUILD_THREADS, _torch_threads, write_folder_atomically
+from capsafe.organism.build import BUILD_THREADS, torch_threads, write_folder_atomically
 from capsafe.organism.guard_data import GuardExample, guard_examples
 from capsafe.organism.world import WorldItem, load_world
 
@@ -95,7 +95,7 @@ def _build_into(tmp: Path, organism_dir: Path, seed: int, steps: int, progress: 
     start = time.perf_counter()
     world = load_world(organism_dir)
     tokenizer = guard_tokenizer(organism_dir)
-    with _torch_threads(BUILD_THREADS):
+    with torch_threads(BUILD_THREADS):
         model = _train(organism_dir, tokenizer, world, seed, steps)
         accuracy = verdict_accuracy(model, tokenizer, guard_examples(world, "test", seed))
     tokenizer.save_pretrained(tmp)
