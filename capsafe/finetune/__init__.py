@@ -4,6 +4,7 @@ Importing this package is cheap; torch, transformers, peft and trl load when tra
 """
 
 from capsafe.finetune.checkpoints import EpochCheckpoint, RunConflictError
-from capsafe.finetune.lora import LoraHparams, finetune_lora
+from capsafe.finetune.hparams import LoraHparams
+from capsafe.finetune.lora import finetune_lora
 
 __all__ = ["EpochCheckpoint", "LoraHparams", "RunConflictError", "finetune_lora"]

@@ -32,7 +32,7 @@ from capsafe.records import TrainExample
 if TYPE_CHECKING:
     from trl import SFTTrainer
 
-    from capsafe.finetune.lora import LoraHparams
+    from capsafe.finetune.hparams import LoraHparams
     from capsafe.finetune.tracking import Tracking
 
 
