@@ -52,7 +52,7 @@ from capsafe.records import (
 class Thresholds:
     """Cut-offs of the coherence signals. The defaults are conservative: each lies on the
     lenient side of the cut-off that calibration on the built-in set finds (`python -m
-    capsafe.judges.coherence_set` prints both), because real answers are longer and more
+    capsafe.judges.coherence_eval` prints both), because real answers are longer and more
     varied than the seeds. Perplexity's depends on the reference model: calibrate it with
     the model you use (its default suits a hub-scale chat model on English).
     """

@@ -11,7 +11,7 @@ share of that kind judged incoherent, precision is over that kind plus the coher
 items (coherent and off_topic), so it falls with every coherent answer wrongly flagged.
 off_topic is scored on relevance (relevant False) against the coherent items.
 
-    python -m capsafe.judges.coherence_set [--organism DIR] [--reference-model DIR]
+    python -m capsafe.judges.coherence_eval [--organism DIR] [--reference-model DIR]
         [--alpaca alpaca_eval/gpt4_1106_preview_model_outputs.json] [--no-builtin]
 """
 
@@ -192,3 +192,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     judge.thresholds = calibrate(judge, cal)
     print(f"\ncalibrated thresholds: {judge.thresholds}")
     print("\nheld-out, calibrated thresholds:\n" + format_report(evaluate_coherence(judge, held)))
+
+
+if __name__ == "__main__":
+    main()

@@ -16,8 +16,10 @@ world's benign / look-alike / harmful-test items and AlpacaEval reference output
 run time; nothing from them is stored in the repository). Every variant of a seed lands in
 the same part, "calibration" or "held_out", so thresholds never see a held-out answer.
 
-    python -m capsafe.judges.coherence_set                         # built-in, text signals
-    python -m capsafe.judges.coherence_set --organism .capsafe/organism --reference-model \
+The coherence judge is measured on it by capsafe.judges.coherence_eval:
+
+    python -m capsafe.judges.coherence_eval                        # built-in, text signals
+    python -m capsafe.judges.coherence_eval --organism .capsafe/organism --reference-model \
         .capsafe/organism                                           # with perplexity
 """
 
@@ -153,9 +155,3 @@ def alpaca_seeds(path: Path, limit: int = 100) -> list[Seed]:
             Seed(f"alpaca:{i}", row.text("dataset"), row.text("instruction"), row.text("output"))
         )
     return out
-
-
-if __name__ == "__main__":
-    from capsafe.judges.coherence_eval import main
-
-    main()
